@@ -1,0 +1,81 @@
+"""Training losses and augmentation: properties that a wrong implementation breaks."""
+
+import pytest
+import torch
+
+from gcp_colorize.training import gan_losses
+from gcp_colorize.training.diffaugment import cutout, diff_augment, translate
+from gcp_colorize.training.feature_losses import contextual_loss
+
+
+def test_contextual_loss_ignores_where_features_are_but_not_what_they_are():
+    torch.manual_seed(0)
+    y = torch.randn(2, 16, 6, 6)
+    shuffled = y.flatten(2)[:, :, torch.randperm(36)].view_as(y)
+    other = torch.randn(2, 16, 6, 6)
+    same = contextual_loss(y, y).item()
+    assert same == pytest.approx(contextual_loss(shuffled, y).item(), abs=1e-5)
+    assert contextual_loss(other, y).item() > same + 0.5
+
+
+def test_contextual_loss_gradient_pulls_towards_the_reference():
+    torch.manual_seed(1)
+    y = torch.randn(1, 8, 5, 5)
+    x = torch.randn(1, 8, 5, 5, requires_grad=True)
+    opt = torch.optim.Adam([x], lr=0.05)
+    start = contextual_loss(x, y).item()
+    for _ in range(100):
+        opt.zero_grad()
+        loss = contextual_loss(x, y)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * start
+
+
+def test_contextual_loss_rejects_mismatched_maps():
+    with pytest.raises(ValueError, match="channels"):
+        contextual_loss(torch.zeros(1, 4, 3, 3), torch.zeros(1, 5, 3, 3))
+
+
+def test_hinge_and_lsgan_losses_are_zero_only_for_a_perfect_discriminator():
+    real, fake = torch.full((4,), 2.0), torch.full((4,), -2.0)
+    assert gan_losses.hinge_d_loss(real, fake).item() == 0.0
+    assert gan_losses.hinge_d_loss(fake, real).item() == pytest.approx(6.0)
+    assert gan_losses.hinge_g_loss(fake).item() == pytest.approx(2.0)
+    ones, zeros = [torch.ones(1, 1, 3, 3)] * 2, [torch.zeros(1, 1, 3, 3)] * 2
+    assert gan_losses.lsgan_d_loss(ones, zeros).item() == 0.0
+    assert gan_losses.lsgan_d_loss(zeros, ones).item() == pytest.approx(1.0)
+    assert gan_losses.lsgan_g_loss(zeros).item() == pytest.approx(1.0)
+
+
+def test_translate_shifts_whole_images_and_fills_zeros():
+    torch.manual_seed(0)
+    x = torch.rand(16, 2, 8, 8) + 1.0  # no zeros in the input
+    y = translate(x, ratio=0.25)
+    for xi, yi in zip(x, y):
+        found = False
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                shifted = torch.roll(xi, (dy, dx), dims=(1, 2))
+                kept = yi != 0
+                if torch.equal(yi[kept], shifted[kept]) and kept.sum() == (8 - abs(dy)) * (8 - abs(dx)) * 2:
+                    found = True
+        assert found
+
+
+def test_cutout_zeroes_a_half_side_rectangle_in_every_channel():
+    torch.manual_seed(0)
+    x = torch.ones(32, 3, 8, 8)
+    y = cutout(x)
+    zeros = (y == 0)
+    assert torch.equal(zeros[:, 0], zeros[:, 2])
+    counts = zeros[:, 0].flatten(1).sum(1)
+    assert counts.max() == 16 and counts.min() >= 4  # 4x4 box, clipped at the borders
+
+
+def test_diff_augment_passes_gradients_and_checks_its_input():
+    x = torch.rand(2, 3, 8, 8, requires_grad=True)
+    diff_augment(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        diff_augment(torch.rand(3, 8, 8))
