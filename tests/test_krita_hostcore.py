@@ -112,3 +112,32 @@ def test_output_layer_names_carry_seed_and_short_class():
     assert result_layer_name("alternative 2", 9, "tabby, tabby cat") == "Alternative 2 (seed 9, tabby)"
     assert result_layer_name("alternative 1", 3, "") == "Alternative 1 (seed 3)"
     assert hostcore.result_group_name("Photo") == "GCP Colorize: Photo"
+
+
+@pytest.mark.parametrize("fmt", [PixelFormat("BGRA", "uint8"), PixelFormat("BGRA", "uint16"),
+                                 PixelFormat("RGBA", "float16"), PixelFormat("RGBA", "float32"),
+                                 PixelFormat("GRAYA", "uint16")])
+def test_clear_unselected_zeroes_alpha_only_where_nothing_is_selected(fmt):
+    import struct
+    code = {"uint8": "B", "uint16": "H", "float16": "e", "float32": "f"}[fmt.dtype]
+    channels = fmt.bytes_per_pixel // struct.calcsize(code)
+    one = {"uint8": 255, "uint16": 65535}.get(fmt.dtype, 1.0)
+    values = [[one * (p + c + 1) / 16 for c in range(channels - 1)] + [one * (p + 1) / 8] for p in range(6)]
+    if code in "BH":
+        values = [[round(v) for v in px] for px in values]
+    pixels = bytearray(b"".join(struct.pack("<" + code * channels, *px) for px in values))
+    mask = selection_mask(bytes([0, 1, 255, 0, 128, 0]), Rect(0, 0, 3, 2))
+    hostcore.clear_unselected(pixels, fmt, mask)
+    after = [list(struct.unpack_from("<" + code * channels, pixels, i * fmt.bytes_per_pixel)) for i in range(6)]
+    for i, (before, now) in enumerate(zip(values, after)):
+        assert now[:-1] == pytest.approx(before[:-1])          # colour untouched
+        expected_alpha = 0 if bytes(mask.data)[i] == 0 else before[-1]
+        assert now[-1] == pytest.approx(expected_alpha)
+
+
+def test_clear_unselected_refuses_mismatched_buffers():
+    mask = selection_mask(bytes([0, 255]), Rect(0, 0, 2, 1))
+    with pytest.raises(ValueError, match="no alpha"):
+        hostcore.clear_unselected(bytearray(6), PixelFormat("RGB", "uint8"), mask)
+    with pytest.raises(ValueError, match="7 bytes"):
+        hostcore.clear_unselected(bytearray(7), PixelFormat("BGRA", "uint8"), mask)

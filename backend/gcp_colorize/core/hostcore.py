@@ -126,6 +126,32 @@ def selection_mask(mask: bytes, area: Rect) -> PixelImage | None:
     return PixelImage(mask, area.width, area.height, "GRAY", "uint8")
 
 
+_ALPHA_CHANNEL = {"RGBA": 3, "BGRA": 3, "GRAYA": 1}
+_UNSELECTED_TO_ZERO = bytes([0] + [255] * 255)  # translate table: mask 0 -> 0x00, else 0xFF
+
+
+def clear_unselected(pixels: bytearray, fmt: PixelFormat, mask: PixelImage) -> None:
+    """Make the pixels where ``mask`` is 0 fully transparent, in place.
+
+    The backend blends chroma by the mask and returns the original pixels where it is 0;
+    clearing those leaves the result layer transparent outside the selection, while soft
+    edges stay continuous with the original underneath. Works on every dtype because a
+    zero sample is all zero bytes; runs at C speed (byte slices and one big-int AND)."""
+    if fmt.layout not in _ALPHA_CHANNEL:
+        raise ValueError(f"layout {fmt.layout} has no alpha channel to clear")
+    sample = DTYPES[fmt.dtype]
+    bpp = fmt.bytes_per_pixel
+    count = mask.width * mask.height
+    if len(pixels) != count * bpp or mask.data.nbytes != count:
+        raise ValueError(f"{len(pixels)} bytes of pixels and {mask.data.nbytes} of mask for a "
+                         f"{mask.width}x{mask.height} area at {bpp} bytes per pixel (rows must be packed)")
+    keep = int.from_bytes(bytes(mask.data).translate(_UNSELECTED_TO_ZERO), "little")
+    first = _ALPHA_CHANNEL[fmt.layout] * sample
+    for offset in range(first, first + sample):
+        alpha = int.from_bytes(pixels[offset::bpp], "little")
+        pixels[offset::bpp] = (alpha & keep).to_bytes(count, "little")
+
+
 # -- settings and the request ---------------------------------------------------------------------
 
 OUTPUT_MODES = ("color", "chroma")  # full-colour layers, or chroma-only layers in Color blending
