@@ -1,0 +1,1 @@
+"""The GCP networks in plain PyTorch (one module per network) and their wiring, `gcp.py`."""

@@ -1,0 +1,95 @@
+"""GCPModel: encoder, BigGAN prior, D features, correspondence and colorization wired as
+in the paper (Wu et al. 2021, "Towards Vivid and Diverse Image Colorization with
+Generative Color Prior").
+
+    z = E(x_l, class) (+ shift) -> ref_rgb, F = G(z, class) -> theta, phi from D features
+    of x_l and ref_rgb -> F warped to x_l -> ab_norm = colorization(x_l, warped F)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .biggan_discriminator import DiscriminatorFeatures
+from .biggan_generator import BigGANGenerator
+from .colorization_net import ColorizationNet
+from .config import GCPConfig
+from .correspondence import CorrespondenceNet
+from .encoder import GANEncoder
+
+
+@dataclass
+class GCPOutputs:
+    z: torch.Tensor                    # (B, dim_z), shift included
+    reference: torch.Tensor            # (B, 3, R, R) G's image in [-1, 1]
+    warped: dict[int, torch.Tensor]    # {R/4, R/2, R: (B, C, s, s)} G features warped to x_l
+    ab_norm: torch.Tensor              # (B, 2, R, R) = ab/110 in [-1, 1]
+
+
+class GCPModel(nn.Module):
+    """The networks of one weights set. Submodule names are the weights-file names."""
+
+    NETWORKS = ("encoder", "generator", "discriminator_features", "correspondence",
+                "colorization")
+
+    def __init__(self, config: GCPConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = GANEncoder(config)
+        self.generator = BigGANGenerator(config)
+        self.discriminator_features = DiscriminatorFeatures(config)
+        self.correspondence = CorrespondenceNet(config)
+        self.colorization = ColorizationNet(config)
+
+    def _check_inputs(self, x_l: torch.Tensor, class_index: torch.Tensor):
+        r = self.config.resolution
+        if x_l.dim() != 4 or x_l.shape[1:] != (1, r, r):
+            raise ValueError(f"x_l must be (B, 1, {r}, {r}) for config {self.config.name!r}, "
+                             f"got {tuple(x_l.shape)}")
+        if class_index.shape != (x_l.size(0),) or class_index.dtype != torch.long:
+            raise ValueError(f"class_index must be a (B,) = ({x_l.size(0)},) int64 tensor, got "
+                             f"{tuple(class_index.shape)} {class_index.dtype}")
+        if class_index.numel() and not (0 <= int(class_index.min())
+                                        and int(class_index.max()) < self.config.n_classes):
+            raise ValueError(f"class index out of range 0..{self.config.n_classes - 1}: "
+                             f"{class_index.tolist()}")
+
+    def infer_z(self, x_l: torch.Tensor, class_index: torch.Tensor) -> torch.Tensor:
+        """x_l (B, 1, R, R), class_index (B,) -> z (B, dim_z)."""
+        return self.encoder(x_l, self.encoder.shared(class_index))
+
+    def reference(self, z: torch.Tensor, class_index: torch.Tensor):
+        """z (B, dim_z) -> G's image (B, 3, R, R) and features {R/4, R/2, R: map}."""
+        return self.generator(z, self.generator.shared(class_index))
+
+    def warp(self, x_l: torch.Tensor, reference: torch.Tensor,
+             features: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        """Align G's features with the input. D is a frozen feature net here (as in the
+        official code: no gradient flows through it)."""
+        with torch.no_grad():
+            query_features = self.discriminator_features(x_l)
+            ref_features = self.discriminator_features(reference)
+        theta, phi = self.correspondence(query_features, ref_features)
+        sizes = sorted(features)
+        warped = self.correspondence.warp(theta, phi, [features[s] for s in sizes])
+        return dict(zip(sizes, warped))
+
+    def run(self, x_l: torch.Tensor, class_index: torch.Tensor,
+            z_shift: torch.Tensor | None = None) -> GCPOutputs:
+        """Every stage's output; z_shift (dim_z,) or (B, dim_z) is added to E's z."""
+        self._check_inputs(x_l, class_index)
+        z = self.infer_z(x_l, class_index)
+        if z_shift is not None:
+            z = z + z_shift.to(z)
+        reference, features = self.reference(z, class_index)
+        warped = self.warp(x_l, reference, features)
+        return GCPOutputs(z, reference, warped, self.colorization(x_l, warped))
+
+    def forward(self, x_l: torch.Tensor, class_index: torch.Tensor,
+                z_shift: torch.Tensor | None = None) -> torch.Tensor:
+        """x_l (B, 1, R, R) = L/50 - 1, class_index (B,) ImageNet indices ->
+        ab_norm (B, 2, R, R) = ab/110 in [-1, 1] (the official `fake_ab`)."""
+        return self.run(x_l, class_index, z_shift).ab_norm
