@@ -1,0 +1,1 @@
+"""Training data: fetch the photo packages, extract, build and serve the cached training set."""
