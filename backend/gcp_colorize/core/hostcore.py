@@ -10,8 +10,10 @@ Standard library and ``core.*`` only: this module is copied into Krita's and GIM
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .protocol import DTYPES, LAYOUTS, PixelImage
 
@@ -243,3 +245,54 @@ def result_layer_name(label: str, seed: int, class_name: str) -> str:
 
 def result_group_name(source_name: str) -> str:
     return f"GCP Colorize: {source_name}" if source_name else "GCP Colorize"
+
+
+def tight_rows(image: PixelImage) -> memoryview:
+    """The image's bytes without row padding (hosts' pixel setters take packed rows)."""
+    row = image.width * image.bytes_per_pixel
+    if image.stride == row:
+        return image.data[: row * image.height]
+    return memoryview(b"".join(image.data[y * image.stride: y * image.stride + row] for y in range(image.height)))
+
+
+# -- GIMP pixel formats -----------------------------------------------------------------------
+
+# Component part of a Gimp.Precision name -> (babl component type, wire dtype). u32 and
+# double have no wire type; float32 carries them without visible loss.
+_GIMP_COMPONENTS = {"U8": ("u8", "uint8"), "U16": ("u16", "uint16"), "U32": ("float", "float32"),
+                    "HALF": ("half", "float16"), "FLOAT": ("float", "float32"), "DOUBLE": ("float", "float32")}
+
+
+def gimp_pixel_format(precision: str) -> tuple[str, PixelFormat]:
+    """(babl format, wire format) to read and write a GIMP drawable of ``precision`` (a
+    Gimp.Precision name such as "GIMP_PRECISION_U16_LINEAR") without losing depth.
+
+    Always sRGB-encoded RGBA ("R'G'B'A"), whatever the image's linearity, mode (gray is
+    read as RGB: the results carry colour) or colour profile: GEGL converts both ways."""
+    component, _, encoding = precision.upper().removeprefix("GIMP_PRECISION_").partition("_")
+    if component not in _GIMP_COMPONENTS or encoding not in ("LINEAR", "NON_LINEAR", "PERCEPTUAL"):
+        raise HostError(f"GCP Colorize cannot read GIMP images of precision {precision!r}.")
+    babl_type, dtype = _GIMP_COMPONENTS[component]
+    return f"R'G'B'A {babl_type}", PixelFormat("RGBA", dtype)
+
+
+# -- starting the backend ---------------------------------------------------------------------
+
+# Written next to an installed plugin by `gcp-colorize install-plugin`: {"command": [...]}.
+BACKEND_COMMAND_FILE = "backend-command.json"
+
+
+def backend_command(plugin_dir: str | Path) -> list[str]:
+    """The command that starts the backend this plugin was installed from (see
+    BACKEND_COMMAND_FILE); raises HostError saying how to fix a missing or broken file."""
+    path = Path(plugin_dir) / BACKEND_COMMAND_FILE
+    fix = "start the backend with `gcp-colorize serve`, or reinstall the plugin with `gcp-colorize install-plugin`"
+    try:
+        command = json.loads(path.read_text())["command"]
+    except FileNotFoundError:
+        raise HostError(f"The backend is not running and {path} is missing, so it cannot be started; {fix}.") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise HostError(f"Cannot read the backend command from {path} ({exc}); {fix}.") from None
+    if not isinstance(command, list) or not command or not all(isinstance(part, str) for part in command):
+        raise HostError(f"{path} does not hold a command (a list of strings); {fix}.")
+    return command

@@ -57,11 +57,21 @@ def rgb_to_lab(srgb: torch.Tensor) -> torch.Tensor:
 
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     """CIELAB -> sRGB in [0, 1] (out-of-gamut colours clipped in linear RGB)."""
+    return linear_to_srgb(lab_to_linear_rgb(lab).clamp(0.0, 1.0))
+
+
+def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """CIELAB -> linear RGB, not clipped: out-of-gamut colours leave [0, 1] (imaging.py
+    maps them back into the gamut at constant L instead of clipping)."""
     _check(lab, "Lab")
     f = _mix(lab + _per_channel([16.0, 0.0, 0.0], lab), _LAB_TO_F)
     xyz = torch.where(f <= _EPSILON, 3 * _EPSILON ** 2 * (f - 4 / 29.0),
                       (f.clamp(min=_EPSILON) + 1e-6) ** 3)
-    linear = _mix(xyz * _per_channel(D65_WHITE, lab), XYZ_TO_RGB).clamp(0.0, 1.0)
+    return _mix(xyz * _per_channel(D65_WHITE, lab), XYZ_TO_RGB)
+
+
+def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
+    """Linear RGB in [0, 1] -> sRGB (the official gamma, with its epsilon)."""
     return torch.where(linear <= _LINEAR_THRESHOLD, linear * 12.92,
                        (linear.clamp(min=_LINEAR_THRESHOLD) + 1e-6) ** (1 / 2.4) * 1.055 - 0.055)
 
