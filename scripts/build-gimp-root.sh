@@ -9,9 +9,10 @@
 set -euo pipefail
 
 root="${1:-${GCP_GIMP_ROOT:-$HOME/.cache/gcp-colorize/gimp-trixie-root}}"
-# gimp-python3 support is part of trixie's gimp package; xvfb/xauth/x11-apps serve the
-# dialog screenshot; python3-zmq/msgpack are what the plug-in's shared core imports.
-packages="gimp,python3-zmq,python3-msgpack,xvfb,xauth,x11-apps"
+# GIMP's Python plug-in support is part of trixie's gimp package; python3-zmq/msgpack are
+# what the plug-in's shared core imports; Xvfb, xauth, xdotool (keys for the undo test),
+# x11-apps and x11-utils (xwd, xwininfo: the dialog screenshot) serve GIMP's GUI tests.
+packages="gimp,python3-zmq,python3-msgpack,xvfb,xauth,xdotool,x11-apps,x11-utils"
 stamp="$root/.gcp-colorize-root"
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$packages" ]; then
