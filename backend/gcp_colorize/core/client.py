@@ -284,6 +284,12 @@ class Client:
         reply = self._request("status", {}, self.timeout)
         return {k: v for k, v in reply.items() if k not in ("v", "type", "id")}
 
+    def cancel_job(self, job_id: str) -> None:
+        """Cancel a queued or running job by id, also one submitted through another
+        connection (the GIMP plug-in's guard cancels for a plug-in its host killed).
+        Raises ClientError with code "unknown_job" when the job is neither."""
+        self._request("cancel", {"job": job_id}, self.timeout)
+
     def shutdown(self) -> None:
         """Ask the backend to stop (queued and running jobs end with ``shutting_down``)."""
         self._request("shutdown", {}, self.timeout)
