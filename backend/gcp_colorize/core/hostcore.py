@@ -111,9 +111,8 @@ DEFAULT_MAX_PIXELS = 4096 * 4096
 def check_pixel_cap(area: Rect, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
     """Raise HostError when ``area`` has more than ``max_pixels`` pixels."""
     if area.pixels > max_pixels:
-        raise HostError(f"The area to colorize is {area.width} x {area.height} = {area.pixels / 1e6:.1f} "
-                        f"megapixels; the limit is {max_pixels / 1e6:.1f} megapixels. Select a smaller "
-                        "area or scale the layer down first.")
+        raise HostError(f"The area to colorize is {area.width} x {area.height} = {area.pixels:,} pixels; the "
+                        f"limit is {max_pixels:,} pixels. Select a smaller area or scale the layer down first.")
 
 
 def selection_mask(mask: bytes, area: Rect) -> PixelImage | None:
