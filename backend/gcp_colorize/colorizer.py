@@ -1,0 +1,182 @@
+"""The Colorizer: ImageNet classifier + GCP model + full-resolution imaging, and
+``colorize_pixels``, the protocol-pixels entry point used by the backend and the CLI.
+
+One colorization (paper section 3, official inference):
+  full-res sRGB -> L (kept exactly) -> aspect-kept square at the model's resolution ->
+  class (classifier on the gray square, or the caller's choice) -> z = E(x_l, class)
+  + latent shift -> ab from the GCP model -> cropped, guided-upsampled to full res ->
+  Lab(original L, ab) -> sRGB, desaturated at constant L where out of gamut.
+Diversity: alternative k adds the k-th N(0, I) vector drawn from a generator seeded with
+``seed`` (so alternative k is the same whatever the number asked for), or, with
+``class_alternatives``, uses the k-th next most likely class.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import imaging
+from .core.protocol import ErrorCode, PixelImage, ResultImage
+from .model.lab import AB_SCALE, lab_to_rgb, rgb_to_model_input
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """Raised inside colorize when ``should_stop()`` turned true."""
+
+
+class UnknownChoice(ValueError):
+    """A class or latent direction the model does not know; ``code`` is the ErrorCode."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Colorization:
+    rgb: np.ndarray  # (H, W, 3) float32 sRGB in [0, 1], same H, W as the input; CIELAB L == input L
+    label: str       # "colorized", "alternative 1", ...
+    seed: int
+    class_index: int
+    class_name: str
+
+
+class Colorizer:
+    """The GCP colorizer of one weights set on one device (see module docstring)."""
+
+    def __init__(self, weights: str = "default", device: str | None = None):
+        from .model.classifier import ImageNetClassifier
+        from .weights import load
+
+        self.weights = load(weights, device)
+        self.model = self.weights.model
+        self.config = self.weights.config
+        self.device = next(self.model.parameters()).device
+        self.classifier = ImageNetClassifier(self.device)
+        self.info = {"device": str(self.device), "weights": weights, "config": self.config.name,
+                     "native_resolution": self.config.resolution}
+
+    @torch.inference_mode()
+    def colorize(self, rgb: np.ndarray, *, alternatives: int = 3, seed: int | None = None,
+                 class_choice: int | str = "auto", class_alternatives: bool = False,
+                 walk: tuple[str, float] | None = None,
+                 progress: Callable[[str, float], None] = lambda stage, fraction: None,
+                 should_stop: Callable[[], bool] = lambda: False) -> list[Colorization]:
+        """rgb (H, W, 3) float32 sRGB in [0, 1] -> main result and ``alternatives``
+        alternatives, each (H, W, 3) with the input's CIELAB L."""
+        def check() -> None:
+            if should_stop():
+                raise Cancelled
+
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        walk_shift = self._walk_shift(walk)
+        progress("classify", 0.0)
+        full = imaging.to_tensor(rgb, self.device)                          # (1, 3, H, W)
+        lightness = imaging.lightness(full)                                 # (1, 1, H, W)
+        square, placement = imaging.fit_square(full, self.config.resolution)  # (1, 3, R, R)
+        x_l = rgb_to_model_input(square)                                    # (1, 1, R, R)
+        guide_low = imaging.crop_placed((x_l + 1) * 50, placement)          # L at model scale
+        classes = self._classes(x_l, class_choice, alternatives if class_alternatives else 0)
+        check()
+
+        noise = torch.randn(alternatives, self.config.dim_z, generator=torch.Generator().manual_seed(seed))
+        total = 1 + alternatives
+        results = []
+        for k in range(total):
+            class_index = classes[k] if class_alternatives else classes[0]
+            shift = walk_shift.clone()
+            if k and not class_alternatives:
+                shift += noise[k - 1]
+            progress("model", 0.1 + 0.9 * k / total)
+            # Test configs (random:tiny) embed fewer than 1000 classes: wrap the index.
+            model_class = torch.tensor([class_index % self.config.n_classes], device=self.device)
+            ab_norm = self.model(x_l, model_class, shift.to(self.device))   # (1, 2, R, R)
+            check()
+            progress("upsample", 0.1 + 0.9 * (k + 0.8) / total)
+            chroma = imaging.guided_upsample(imaging.crop_placed(ab_norm * AB_SCALE, placement),
+                                             guide_low, lightness)      # (1, 2, H, W)
+            colorized = imaging.to_numpy(imaging.lab_to_rgb_in_gamut(lightness, chroma))
+            results.append(Colorization(colorized, "colorized" if k == 0 else f"alternative {k}", seed,
+                                        class_index, self.classifier.classes.name(class_index)))
+            check()
+        progress("upsample", 1.0)
+        return results
+
+    def _classes(self, x_l: torch.Tensor, choice: int | str, extra: int) -> list[int]:
+        """The chosen (or most likely) ImageNet class, then ``extra`` next most likely ones."""
+        ranking = None
+        if choice == "auto" or extra:
+            # The neutral-gray picture of L: colour in the input must not sway the class.
+            lab = torch.cat([(x_l + 1) * 50, torch.zeros_like(x_l).expand(-1, 2, -1, -1)], 1)
+            probabilities = self.classifier.probabilities(lab_to_rgb(lab))[0]
+            ranking = probabilities.argsort(descending=True).tolist()
+        if choice == "auto":
+            chosen = ranking[0]
+        else:
+            try:
+                chosen = self.classifier.classes.resolve(choice)
+            except (KeyError, IndexError) as exc:
+                raise UnknownChoice(ErrorCode.UNKNOWN_CLASS, str(exc).strip("'\"")) from None
+        if not extra:
+            return [chosen]
+        return [chosen] + [c for c in ranking if c != chosen][:extra]
+
+    def _walk_shift(self, walk: tuple[str, float] | None) -> torch.Tensor:
+        """(dim_z,) latent shift for a walk (zeros without one)."""
+        if walk is None:
+            return torch.zeros(self.config.dim_z)
+        directions = self.weights.directions
+        if directions is None:
+            raise UnknownChoice(ErrorCode.UNKNOWN_DIRECTION,
+                                f"weights {self.info['weights']!r} have no latent directions; walks need weights "
+                                "with directions (e.g. the official deformator)")
+        name, amount = walk
+        if name not in directions.names:
+            raise UnknownChoice(ErrorCode.UNKNOWN_DIRECTION,
+                                f"unknown direction {name!r}; known: {', '.join(directions.names)}")
+        return directions.shift(name, amount).float().cpu()
+
+
+def colorize_pixels(colorizer, image: PixelImage, mask: PixelImage | None = None, *,
+                    progress: Callable[[str, float], None] = lambda stage, fraction: None,
+                    should_stop: Callable[[], bool] = lambda: False,
+                    **options) -> tuple[list[ResultImage], dict[str, float]]:
+    """Colorize protocol pixels: decode, ``colorizer.colorize(rgb, **options)``, blend with
+    the selection mask, encode back to the image's dtype and layout (alpha unchanged).
+    Returns the results (main first) and seconds per step. ``progress`` gets the overall
+    fraction of the job."""
+    timing = {}
+    started = time.monotonic()
+    progress("decode", 0.0)
+    decoded = imaging.decode(image)
+    selection = imaging.decode_mask(mask) if mask is not None else None
+    timing["decode"] = time.monotonic() - started
+
+    started = time.monotonic()
+    colorizations = colorizer.colorize(
+        decoded.rgb, progress=lambda stage, fraction: progress(stage, 0.05 + 0.85 * fraction),
+        should_stop=should_stop, **options)
+    timing["colorize"] = time.monotonic() - started
+
+    started = time.monotonic()
+    results = []
+    for done, colorization in enumerate(colorizations, 1):
+        if should_stop():
+            raise Cancelled
+        rgb = colorization.rgb
+        if selection is not None:
+            rgb = imaging.blend_selection(decoded.rgb, rgb, selection, colorizer.info["device"])
+        results.append(ResultImage(imaging.encode(rgb, decoded), colorization.label, colorization.seed,
+                                   colorization.class_index, colorization.class_name))
+        progress("encode", 0.9 + 0.1 * done / len(colorizations))
+    timing["encode"] = time.monotonic() - started
+    return results, timing
