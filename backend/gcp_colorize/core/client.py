@@ -249,7 +249,8 @@ class Client:
                 raise BackendStartError(f"the backend exited with code {code} while starting; "
                                         f"its log ({log_path}) ends with:\n{_tail(log_path)}")
             time.sleep(0.2)
-        raise BackendStartError(f"the backend did not become ready within {start_timeout:.0f} s; "
+        process.terminate()  # half-started: do not leave it holding the lock
+        raise BackendStartError(f"the backend did not become ready within {start_timeout:g} s and was stopped; "
                                 f"its log ({log_path}) ends with:\n{_tail(log_path)}")
 
     # requests
@@ -396,7 +397,7 @@ class Job:
         Transport failures never raise here: they end the stream with an Error."""
         deadline = None if timeout is None else time.monotonic() + timeout
         heartbeat = self._client.backend.heartbeat_s
-        silence_limit = max(10.0, 5 * heartbeat)
+        silence_limit = max(3.0, 5 * heartbeat)  # five missed pongs
         while self.finished is None:
             with self._io_lock:
                 event = self._step(deadline, heartbeat, silence_limit)
