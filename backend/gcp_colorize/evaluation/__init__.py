@@ -1,0 +1,1 @@
+"""Evaluation: image metrics, Inception FID/KID, and the `eval` command with its report."""

@@ -1,0 +1,96 @@
+"""`gcp-colorize eval`: measure colorization quality on colour photos and write a report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+NO_MODEL = "none"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="evaluate colorization on colour photos (report: Markdown, JSON, PNG grid)",
+        description="Converts each colour photo to neutral gray with identical CIELAB L, "
+                    "colorizes it, and reports PSNR, SSIM, CIEDE2000, colourfulness, luminance "
+                    "drift, FID/KID (whole images and fixed crops) and classifier agreement, "
+                    "with the gray input and any baselines as rows of the same table.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", type=Path, metavar="DIR", help="folder of colour photos")
+    source.add_argument("--dev-set", action="store_true",
+                        help="the development photos of scikit-image, scikit-learn and matplotlib")
+    parser.add_argument("--weights", default="default",
+                        help=f"weights of the evaluated model (default: default; '{NO_MODEL}': "
+                             f"only the gray input and baselines)")
+    parser.add_argument("--baseline", action="append", default=[], metavar="NAME",
+                        help="weights of a baseline (e.g. the no-prior ablation); repeatable")
+    parser.add_argument("--alternatives", type=int, default=3, metavar="N",
+                        help="alternatives per photo from the evaluated model (default 3)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("out/eval"), metavar="REPORT_DIR",
+                        help="report folder (default out/eval)")
+    parser.add_argument("--crops", type=int, default=16, help="random crops per photo for FID/KID (default 16)")
+    parser.add_argument("--crop-size", type=int, default=299, help="crop side in pixels (default 299)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the crops and the colorizations")
+    parser.add_argument("--max-side", type=int, default=1024, help="photos are shrunk to this long side")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if present)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.set_defaults(func=run)
+
+
+def colorizer_method(weights: str, device: str | None, seed: int):
+    """A `Method` that colorizes with the backend's Colorizer."""
+    try:
+        from ..colorizer import Colorizer
+    except ImportError as exc:
+        raise RuntimeError(f"the Colorizer is not available ({exc})") from exc
+    colorizer = Colorizer(weights=weights, device=device)
+
+    def colorize(gray, alternatives):
+        return [c.rgb for c in colorizer.colorize(gray, alternatives=alternatives, seed=seed)]
+    return colorize
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..model.classifier import ImageNetClassifier
+    from .evaluate import GRAY_INPUT, Evaluation, Settings, gray_input, load_photos
+    from .inception import InceptionFeatures
+    from .report import write_report
+
+    if args.alternatives < 0 or args.crops < 2 or args.crop_size < 32:
+        print("eval: --alternatives must be >= 0, --crops >= 2 and --crop-size >= 32", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = Settings(alternatives=args.alternatives, crop_size=args.crop_size,
+                        crops_per_image=args.crops, seed=args.seed, max_side=args.max_side)
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="gcp-dev-set-") as scratch:
+        try:
+            folder = args.images
+            if args.dev_set:
+                from .dev_set import gather_dev_set
+                folder = Path(scratch)
+                gather_dev_set(folder)
+            photos = load_photos(folder, settings.max_side, log)
+            methods = {GRAY_INPUT: gray_input}
+            main = None if args.weights == NO_MODEL else args.weights
+            for name in ([main] if main else []) + args.baseline:
+                if name in methods:
+                    raise ValueError(f"the weights {name!r} are named twice")
+                methods[name] = colorizer_method(name, args.device, args.seed)
+            evaluation = Evaluation(photos, settings, InceptionFeatures(args.device),
+                                    ImageNetClassifier(args.device), log)
+            results, outputs = evaluation.run(methods, main)
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
+            print(f"eval failed: {exc}", file=sys.stderr)
+            return 1
+    for path in write_report(args.output, results, outputs, photos):
+        log(f"wrote {path}")
+    return 0
