@@ -60,7 +60,6 @@ def test_pipeline_tiny_end_to_end():
     inputs, expected = data["inputs"], data["outputs"]
     with torch.no_grad():
         run = model.run(inputs["x_l"], inputs["cid"])
-        assert torch.equal(model(inputs["x_l"], inputs["cid"]), run.ab_norm)
     assert_close(run.z, data["intermediates"]["z"], atol=2e-5, what="z")
     assert_close(run.reference, expected["ref"], atol=5e-5, what="ref")
     for size, feature in expected["warp_feat"].items():

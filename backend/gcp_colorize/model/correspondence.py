@@ -19,6 +19,8 @@ from .config import GCPConfig
 
 # The official code adds the float64 machine epsilon to the norms.
 NORM_EPS = sys.float_info.epsilon
+# Query rows of the correlation matrix computed at once by `warp` (16 MiB at 4096 columns).
+QUERY_ROWS = 1024
 
 
 class ResidualBlock(nn.Module):
@@ -102,24 +104,25 @@ class CorrespondenceNet(nn.Module):
         return theta, phi
 
     def correlation(self, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-        """The (B, N query, N reference) softmax matrix (for inspection and losses; the
-        warp does not materialise it)."""
-        return torch.softmax(theta @ phi.transpose(1, 2) / self.temperature, dim=-1)
+        """theta (B, Nq, nl), phi (B, Nr, nl) -> corr (B, Nq, Nr), rows sum to 1."""
+        scores = theta @ phi.transpose(1, 2)
+        return torch.softmax(scores.div_(self.temperature), dim=-1)  # no grad needs scores
 
     def warp(self, theta: torch.Tensor, phi: torch.Tensor,
              maps: list[torch.Tensor]) -> list[torch.Tensor]:
         """Warp reference-aligned maps to the query: for each map (B, C, s*g, s*g) each
         output patch is the corr-weighted mean of the reference's s x s patches.
 
-        All maps share one attention call: values are the maps' patch rows side by side.
+        All maps share one product: the values are the maps' patch rows side by side.
+        corr is made QUERY_ROWS rows at a time, so the full N x N matrix never exists.
         """
         grid = math.isqrt(theta.size(1))
         if grid * grid != theta.size(1):
             raise ValueError(f"{theta.size(1)} query positions do not form a square grid")
         rows = [patches_to_rows(m, grid) for m in maps]
-        values = torch.cat(rows, dim=2) if len(rows) > 1 else rows[0]
-        warped = F.scaled_dot_product_attention(theta, phi, values,
-                                                scale=1.0 / self.temperature)
+        values = torch.cat(rows, dim=2) if len(rows) > 1 else rows[0]    # (B, N, V)
+        warped = torch.cat([self.correlation(theta[:, i:i + QUERY_ROWS], phi) @ values
+                            for i in range(0, theta.size(1), QUERY_ROWS)], dim=1)
         outputs = []
         for m, part in zip(maps, torch.split(warped, [r.size(2) for r in rows], dim=2)):
             outputs.append(rows_to_patches(part, m.size(1), grid))

@@ -178,7 +178,7 @@ class Attention(nn.Module):
         query = self.theta(x).flatten(2).transpose(1, 2)                 # (B, HW, C/8)
         key = F.max_pool2d(self.phi(x), 2).flatten(2).transpose(1, 2)    # (B, HW/4, C/8)
         value = F.max_pool2d(self.g(x), 2).flatten(2).transpose(1, 2)    # (B, HW/4, C/2)
-        attended = F.scaled_dot_product_attention(query, key, value, scale=1.0)
+        attended = torch.softmax(query @ key.transpose(1, 2), dim=-1) @ value
         attended = attended.transpose(1, 2).reshape(b, -1, h, w)         # (B, C/2, H, W)
         return x + self.gamma * self.o(attended)
 
