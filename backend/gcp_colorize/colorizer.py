@@ -79,6 +79,7 @@ class Colorizer:
 
         seed = secrets.randbelow(2**31) if seed is None else seed
         walk_shift = self._walk_shift(walk)
+        check()
         progress("classify", 0.0)
         full = imaging.to_tensor(rgb, self.device)                          # (1, 3, H, W)
         lightness = imaging.lightness(full)                                 # (1, 1, H, W)

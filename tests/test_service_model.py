@@ -1,0 +1,101 @@
+"""The real Colorizer (classifier + GCP model, random:tiny weights) in process and behind
+a real `gcp-colorize serve` process. Slow: every model pass takes seconds on a CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gcp_colorize import imaging
+from gcp_colorize.colorizer import Cancelled, Colorizer, UnknownChoice
+from gcp_colorize.core.protocol import ErrorCode, PixelImage
+from gcp_colorize.model.lab import rgb_to_lab
+from service_harness import gray_gradient, running_backend
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def colorizer():
+    torch.set_num_threads(2)
+    return Colorizer("random:tiny", "cpu")
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    gray = gray_gradient(90, 50).astype(np.float32) / 255
+    return np.repeat(gray[..., None], 3, -1)
+
+
+@pytest.fixture(scope="module")
+def first_run(colorizer, photo):
+    return colorizer.colorize(photo, alternatives=1, seed=3)
+
+
+def lightness(rgb: np.ndarray) -> torch.Tensor:
+    return imaging.lightness(imaging.to_tensor(rgb))
+
+
+def test_results_keep_size_and_lightness(colorizer, photo, first_run):
+    assert colorizer.info == {"device": "cpu", "weights": "random:tiny", "config": "tiny", "native_resolution": 256}
+    assert [r.label for r in first_run] == ["colorized", "alternative 1"]
+    for result in first_run:
+        assert result.rgb.shape == photo.shape and result.rgb.dtype == np.float32
+        assert (lightness(result.rgb) - lightness(photo)).abs().max() < 0.05
+        assert result.seed == 3 and isinstance(result.class_name, str) and 0 <= result.class_index < 1000
+        lab = rgb_to_lab(imaging.to_tensor(result.rgb))
+        assert lab[:, 1:].abs().max() > 1  # the random model still puts colour in
+    assert not np.array_equal(first_run[0].rgb, first_run[1].rgb)
+
+
+def test_alternatives_are_reproducible_from_the_seed(colorizer, photo, first_run):
+    again = colorizer.colorize(photo, alternatives=1, seed=3)
+    for a, b in zip(first_run, again):
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+
+
+def test_class_alternatives_use_the_next_classes(colorizer, photo):
+    results = colorizer.colorize(photo, alternatives=1, class_choice="goldfish", class_alternatives=True)
+    assert results[0].class_index == 1 and results[0].class_name == "goldfish"
+    assert results[1].class_index != 1
+
+
+@pytest.mark.parametrize("options, code", [
+    (dict(class_choice="no such animal"), ErrorCode.UNKNOWN_CLASS),
+    (dict(class_choice=1000), ErrorCode.UNKNOWN_CLASS),
+    (dict(walk=("saturation", 2.0)), ErrorCode.UNKNOWN_DIRECTION),  # random weights have no directions
+])
+def test_unknown_choices(colorizer, photo, options, code):
+    with pytest.raises(UnknownChoice) as info:
+        colorizer.colorize(photo, alternatives=0, **options)
+    assert info.value.code == code
+
+
+def test_cancel_between_stages(colorizer, photo):
+    stages = []
+    with pytest.raises(Cancelled):
+        colorizer.colorize(photo, progress=lambda stage, fraction: stages.append(stage), should_stop=lambda: True)
+    assert stages == []  # stopped before any work
+
+
+def test_served_by_a_real_backend_process(tmp_path):
+    height, width = 40, 64
+    gray = (gray_gradient(width, height).astype(np.uint32) * 257).astype("<u2")
+    alpha = np.linspace(0, 65535, height * width).reshape(height, width).astype("<u2")
+    mask = np.zeros((height, width), np.uint8)
+    mask[:, 32:] = 255
+    image = PixelImage(np.dstack([gray, alpha]).tobytes(), width, height, "GRAYA", "uint16")
+    with running_backend(tmp_path, model="random:tiny") as backend, backend.client(timeout=30) as client:
+        assert client.backend.weights == "random:tiny" and client.backend.native_resolution == 256
+        result = client.submit(image, PixelImage(mask.tobytes(), width, height, "GRAY", "uint8"),
+                               alternatives=0, seed=1).wait(timeout=600)
+    out = result.main.image
+    assert (out.layout, out.dtype, out.width, out.height) == ("RGBA", "uint16", width, height)
+    pixels = np.frombuffer(out.data, "<u2").reshape(height, width, 4)
+    assert np.array_equal(pixels[..., 3], alpha)
+    assert np.array_equal(pixels[:, :32, :3], np.repeat(gray[:, :32, None], 3, -1))  # outside the selection
+    source = np.repeat(gray[..., None], 3, -1).astype(np.float32) / 65535
+    colour = pixels[..., :3].astype(np.float32) / 65535
+    assert (lightness(colour) - lightness(source)).abs().max() < 0.05
+    assert np.abs(colour[:, 32:, 0] - colour[:, 32:, 2]).max() > 0.01  # colour where selected
