@@ -21,10 +21,12 @@ OFFICIAL_COLOUR_DIRECTIONS = {"background colour": 4, "object colour": 6, "satur
 
 
 def direction_matrix(log_mat_half: torch.Tensor) -> torch.Tensor:
-    """(n, n) A -> (n, n) orthogonal M = expm(A - A^T); directions are its columns."""
+    """(n, n) A -> (n, n) orthogonal M = expm(A - A^T); directions are its columns.
+    Computed in float64 (cheap at this size), returned in A's dtype."""
     if log_mat_half.dim() != 2 or log_mat_half.size(0) != log_mat_half.size(1):
         raise ValueError(f"log_mat_half must be square, got {tuple(log_mat_half.shape)}")
-    return torch.linalg.matrix_exp(log_mat_half - log_mat_half.t())
+    a = log_mat_half.to(torch.float64)
+    return torch.linalg.matrix_exp(a - a.t()).to(log_mat_half.dtype)
 
 
 def official_shift(matrix: torch.Tensor, index: int, step: float, dim_z: int) -> torch.Tensor:
