@@ -148,6 +148,8 @@ def test_unknown_request_type(peer):
 @pytest.mark.parametrize("change, code", [
     (lambda h: h["image"].update(layout="CMYK"), ErrorCode.BAD_LAYOUT),
     (lambda h: h["image"].update(dtype="float64"), ErrorCode.BAD_DTYPE),
+    (lambda h: h["image"].update(layout=["RGBA"]), ErrorCode.BAD_LAYOUT),
+    (lambda h: h["image"].update(dtype={"u": 8}), ErrorCode.BAD_DTYPE),
     (lambda h: h["image"].update(stride=3), ErrorCode.BAD_IMAGE),
     (lambda h: h["image"].update(height=17), ErrorCode.BAD_IMAGE),       # buffer too short for that
     (lambda h: h["image"].update(width="16"), ErrorCode.BAD_IMAGE),

@@ -312,6 +312,9 @@ class Client:
     def _new_socket(self) -> zmq.Socket:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        # A fixed identity survives a reconnect, so the backend's replies still find us
+        # (identities starting with a zero byte are reserved by ZeroMQ).
+        sock.setsockopt(zmq.ROUTING_ID, b"c" + uuid.uuid4().bytes)
         sock.connect(self.connection.endpoint)
         return sock
 

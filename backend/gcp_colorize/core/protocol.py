@@ -97,10 +97,10 @@ class PixelImage:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", _as_bytes_view(self.data))
-        if self.layout not in LAYOUTS:
+        if not isinstance(self.layout, str) or self.layout not in LAYOUTS:
             raise ProtocolError(ErrorCode.BAD_LAYOUT,
                                 f"unknown pixel layout {self.layout!r}; expected one of {', '.join(LAYOUTS)}")
-        if self.dtype not in DTYPES:
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
             raise ProtocolError(ErrorCode.BAD_DTYPE,
                                 f"unknown sample type {self.dtype!r}; expected one of {', '.join(DTYPES)}")
         for name in ("width", "height"):

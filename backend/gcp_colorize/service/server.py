@@ -112,6 +112,7 @@ class Server:
         router = context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 1000)
         router.setsockopt(zmq.MAXMSGSIZE, max_message_bytes(self.max_pixels))
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client that reconnects keeps its identity
         outbox = context.socket(zmq.PULL)
         outbox_address = f"inproc://gcp-colorize-outbox-{id(self)}"
         outbox.bind(outbox_address)
@@ -171,6 +172,9 @@ class Server:
             return handler(identity, message)
         except ProtocolError as exc:
             return [self._error(identity, message.id, exc.code, exc.message)]
+        except Exception as exc:  # a bug must not stop the loop; the log has the trace
+            log.exception("%s request %s failed", message.type, message.id)
+            return [self._error(identity, message.id, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")]
 
     def _reply(self, identity: bytes, type_: str, id_: str, body: dict | None = None) -> list:
         return [identity, *pack(self.key, type_, id_, body)]
