@@ -3,7 +3,6 @@ list, splits, licences, and the TrainingPhotos dataset built on the result."""
 
 import json
 import shutil
-import struct
 
 import numpy as np
 import pytest
@@ -35,12 +34,6 @@ def photo_pixels(width, height, seed):
     y, x = np.mgrid[0:height, 0:width]
     base = np.stack([x * 255 // width, y * 255 // height, (x + y) % 256], -1)
     return (base + rng.integers(0, 20, base.shape)).clip(0, 255).astype(np.uint8)
-
-
-def png_bytes(array, tmp_path, name):
-    path = tmp_path / name
-    Image.fromarray(array).save(path)
-    return path.read_bytes()
 
 
 @pytest.fixture
