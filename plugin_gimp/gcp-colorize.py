@@ -10,6 +10,7 @@ layer names and the backend start-up come from the shared ``core`` package that
 
 import os
 import sys
+import traceback
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, PLUGIN_DIR)
@@ -43,6 +44,9 @@ def colorize(procedure, run_mode, image, drawables, config, data):
         group = run_colorize(image, drawables, config)
     except (HostError, ClientError) as exc:
         return failure(procedure, str(exc))
+    except Exception as exc:  # a bug: still an error GIMP shows, with the details on stderr
+        traceback.print_exc()
+        return failure(procedure, f"unexpected error ({type(exc).__name__}: {exc}); please report it")
     return Gimp.ValueArray.new_from_values([GObject.Value(Gimp.PDBStatusType, Gimp.PDBStatusType.SUCCESS),
                                             GObject.Value(Gimp.GroupLayer, group)])
 
@@ -72,9 +76,9 @@ def run_colorize(image, drawables, config):
     seed = config.get_property("seed")
     settings = hostcore.ColorizeSettings(
         alternatives=config.get_property("alternatives"), seed=seed if seed >= 0 else hostcore.new_seed(),
-        class_choice=config.get_property("class-choice"),
+        class_choice=config.get_property("class-choice") or "",  # GIMP hands "" over as None
         class_alternatives=config.get_property("class-alternatives"),
-        walk_direction=config.get_property("walk-direction"), walk_amount=config.get_property("walk-amount"))
+        walk_direction=config.get_property("walk-direction") or "", walk_amount=config.get_property("walk-amount"))
     options = settings.request_options()
     blend_mode = {nick: mode for nick, _, mode in OUTPUT_MODES}[config.get_property("output-mode")]
     area = source_area(source)
