@@ -3,8 +3,9 @@ cancel and limit tests that must not depend on the model's speed.
 
 Everything but ``Colorizer.colorize`` is the shipped backend (server loop, job queue,
 worker, imaging decode/encode, connection file, lock). The double honours the Colorizer
-contract: full-size results with the input's CIELAB L and a constant tint per result,
-progress per stage, ``should_stop`` polled while it "works" for ``--stage-seconds``.
+contract: full-size results with the input's CIELAB L and a constant tint per result
+(through the shipped imaging.colorized_rgb), progress per stage, ``should_stop`` polled
+while it "works" for ``--stage-seconds``.
 
 Run as a script: python tests/backend_double.py --connection-file PATH [options]
 """
@@ -48,12 +49,13 @@ class TintColorizerDouble:
                 if should_stop():
                     raise Cancelled
                 time.sleep(0.01)
-        lightness = imaging.lightness(imaging.to_tensor(rgb))
+        lightness = imaging.lightness(rgb)
         seed = 0 if seed is None else seed
         results = []
         for k in range(1 + alternatives):
-            chroma = torch.tensor([20.0 + 15 * k, -10.0 + 5 * k]).view(1, 2, 1, 1).expand(1, 2, *rgb.shape[:2])
-            results.append(Colorization(imaging.to_numpy(imaging.lab_to_rgb_in_gamut(lightness, chroma)),
+            # Guide coefficients with zero slope: the same a*b* everywhere.
+            tint = torch.tensor([0.0, 0.0, 20.0 + 15 * k, -10.0 + 5 * k]).view(1, 4, 1, 1)
+            results.append(Colorization(imaging.colorized_rgb(lightness, tint),
                                         "colorized" if k == 0 else f"alternative {k}", seed, 0, "tench"))
         progress("upsample", 1.0)
         return results

@@ -115,6 +115,12 @@ def test_fit_square_any_shape(height, width):
     assert abs(place.width / place.height - width / height) <= max(width / height, 1) / min(place.height, place.width)
 
 
+def guided(chroma_low, guide_low, lightness):
+    """Guided upsampling of all rows at once."""
+    height = lightness.shape[-2]
+    return imaging.chroma_at(imaging.guide_coefficients(chroma_low, guide_low), lightness, slice(0, height), height)
+
+
 def test_guided_upsampling_puts_colour_edges_on_luminance_edges():
     size, low, edge = 512, 64, 261  # the edge is not on the low-resolution grid
     lightness = torch.full((1, 1, size, size), 30.0)
@@ -122,15 +128,35 @@ def test_guided_upsampling_puts_colour_edges_on_luminance_edges():
     ideal = torch.where(lightness > 55, 40.0, -40.0).expand(1, 2, size, size)
     guide_low = F.interpolate(lightness, size=(low, low), mode="area")
     chroma_low = F.interpolate(ideal, size=(low, low), mode="area")  # what a perfect model gives at low res
-    guided = imaging.guided_upsample(chroma_low, guide_low, lightness)
+    upsampled = guided(chroma_low, guide_low, lightness)
     naive = F.interpolate(chroma_low, size=(size, size), mode="bilinear")
-    assert guided.shape == (1, 2, size, size)
-    assert (guided - ideal).abs().max() < 4.0 < (naive - ideal).abs().max()
+    assert upsampled.shape == (1, 2, size, size)
+    assert (upsampled - ideal).abs().max() < 4.0 < (naive - ideal).abs().max()
     # A blurry prediction still gets a sharp edge exactly where L has one.
     blurry = F.avg_pool2d(chroma_low, 3, 1, 1, count_include_pad=False)
-    steps = imaging.guided_upsample(blurry, guide_low, lightness)[0, 0, size // 2].diff()
+    steps = guided(blurry, guide_low, lightness)[0, 0, size // 2].diff()
     assert int(steps.abs().argmax()) == edge - 1 and steps[edge - 1] > 50
     assert F.interpolate(blurry, size=(size, size), mode="bilinear")[0, 0, size // 2].diff().abs().max() < 10
+
+
+def test_coefficients_are_sampled_like_bilinear_interpolation_in_any_band():
+    coefficients = torch.randn(2, 4, 7, 9)
+    zero = torch.zeros(1, 1, 50, 31)  # with L = 0 only the offsets remain
+    whole = imaging.chroma_at(coefficients, zero, slice(0, 50), 50)
+    torch.testing.assert_close(whole, F.interpolate(coefficients[:, 2:], size=(50, 31), mode="bilinear"))
+    band = imaging.chroma_at(coefficients, zero[..., 13:29, :], slice(13, 29), 50)
+    torch.testing.assert_close(band, whole[..., 13:29, :])
+
+
+def test_colorized_rgb_in_bands_keeps_lightness(monkeypatch):
+    monkeypatch.setattr(imaging, "BAND_PIXELS", 100)  # many bands, one row each
+    lightness = (RNG.random((23, 40)) * 100).astype(np.float32)
+    coefficients = torch.randn(1, 4, 5, 8) * 60
+    rgb = imaging.colorized_rgb(lightness, coefficients)
+    assert rgb.shape == (23, 40, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    assert np.abs(imaging.lightness(rgb) - lightness).max() < 0.02
+    monkeypatch.setattr(imaging, "BAND_PIXELS", 1 << 20)  # one band
+    np.testing.assert_allclose(imaging.colorized_rgb(lightness, coefficients), rgb, atol=1e-6)
 
 
 def test_in_gamut_mapping_keeps_lightness_and_hue():
@@ -151,17 +177,16 @@ def test_in_gamut_mapping_keeps_lightness_and_hue():
 def test_lightness_survives_8_bit_encoding():
     gray = RNG.integers(0, 256, (64, 64), dtype=np.uint8)
     decoded = imaging.decode(PixelImage(gray.tobytes(), 64, 64, "GRAY", "uint8"))
-    lightness = imaging.lightness(imaging.to_tensor(decoded.rgb))
-    chroma = torch.randn(1, 2, 64, 64) * 60
-    out = imaging.encode(imaging.to_numpy(imaging.lab_to_rgb_in_gamut(lightness, chroma)), decoded)
-    back = imaging.lightness(imaging.to_tensor(imaging.decode(out).rgb))
-    assert (back - lightness).abs().max() < 0.6  # what rounding to 8 bits can do, no more
+    lightness = imaging.lightness(decoded.rgb)
+    out = imaging.encode(imaging.colorized_rgb(lightness, torch.randn(1, 4, 8, 8) * 60), decoded)
+    back = imaging.lightness(imaging.decode(out).rgb)
+    assert np.abs(back - lightness).max() < 0.6  # what rounding to 8 bits can do, no more
 
 
 def test_selection_blend():
     original = np.repeat(RNG.random((20, 30, 1)).astype(np.float32), 3, -1)
-    lightness = imaging.lightness(imaging.to_tensor(original))
-    colorized = imaging.to_numpy(imaging.lab_to_rgb_in_gamut(lightness, torch.full((1, 2, 20, 30), 30.0)))
+    lightness = imaging.lightness(original)
+    colorized = imaging.colorized_rgb(lightness, torch.tensor([0.0, 0.0, 30.0, 30.0]).view(1, 4, 1, 1))
     mask = np.zeros((20, 30), np.float32)
     mask[:, 10:20] = 0.5
     mask[:, 20:] = 1.0
@@ -169,6 +194,6 @@ def test_selection_blend():
     assert np.array_equal(out[:, :10], original[:, :10])
     assert np.array_equal(out[:, 20:], colorized[:, 20:])
     lab = rgb_to_lab(imaging.to_tensor(out))
-    assert (lab[:, :1] - lightness).abs().max() < 0.02
+    assert (lab[0, 0] - torch.from_numpy(lightness)).abs().max() < 0.02
     full_chroma = rgb_to_lab(imaging.to_tensor(colorized))[0, 1:, :, 10:20]
     torch.testing.assert_close(lab[0, 1:, :, 10:20], full_chroma / 2, atol=0.05, rtol=0)  # halfway from gray

@@ -81,9 +81,9 @@ class Colorizer:
         walk_shift = self._walk_shift(walk)
         check()
         progress("classify", 0.0)
-        full = imaging.to_tensor(rgb, self.device)                          # (1, 3, H, W)
-        lightness = imaging.lightness(full)                                 # (1, 1, H, W)
-        square, placement = imaging.fit_square(full, self.config.resolution)  # (1, 3, R, R)
+        lightness = imaging.lightness(rgb, self.device)                    # (H, W), kept exactly
+        square, placement = imaging.fit_square(imaging.to_tensor(rgb, self.device),
+                                               self.config.resolution)   # (1, 3, R, R)
         x_l = rgb_to_model_input(square)                                    # (1, 1, R, R)
         guide_low = imaging.crop_placed((x_l + 1) * 50, placement)          # L at model scale
         classes = self._classes(x_l, class_choice, alternatives if class_alternatives else 0)
@@ -103,9 +103,8 @@ class Colorizer:
             ab_norm = self.model(x_l, model_class, shift.to(self.device))   # (1, 2, R, R)
             check()
             progress("upsample", 0.1 + 0.9 * (k + 0.8) / total)
-            chroma = imaging.guided_upsample(imaging.crop_placed(ab_norm * AB_SCALE, placement),
-                                             guide_low, lightness)      # (1, 2, H, W)
-            colorized = imaging.to_numpy(imaging.lab_to_rgb_in_gamut(lightness, chroma))
+            chroma = imaging.crop_placed(ab_norm * AB_SCALE, placement)
+            colorized = imaging.colorized_rgb(lightness, imaging.guide_coefficients(chroma, guide_low))
             results.append(Colorization(colorized, "colorized" if k == 0 else f"alternative {k}", seed,
                                         class_index, self.classifier.classes.name(class_index)))
             check()

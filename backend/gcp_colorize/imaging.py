@@ -5,20 +5,24 @@
 - ``fit_square`` / ``crop_placed``: the model works on an N x N square; the image is
   resized (aspect kept) so its long side is N and mirrored into the rest of the square,
   never stretched. The model output is cropped back with the same placement.
-- ``guided_upsample``: the model's low-resolution chroma is brought to full resolution
-  with a fast guided filter (He & Sun 2015) whose guide is the full-resolution lightness,
-  so colour edges land on the object edges of the original.
+- ``guide_coefficients`` / ``chroma_at``: the model's low-resolution chroma is brought to
+  full resolution with a fast guided filter (He & Sun 2015) whose guide is the
+  full-resolution lightness, so colour edges land on the object edges of the original.
 - ``lab_to_rgb_in_gamut``: joins the original CIELAB L with predicted a*b*; out-of-gamut
   colours are desaturated at constant L and hue (never clipped per channel, which would
   change L). So the output's L equals the input's up to the rounding of the output dtype.
 - ``blend_selection``: a soft selection mask mixes chroma at constant L.
 
-Tensors are channel-first float32 on any device; numpy arrays are (H, W, C).
+Tensors are channel-first float32 on any device; numpy arrays are (H, W, C). Work at full
+resolution goes through row bands of BAND_PIXELS pixels: a 64-megapixel image never needs
+more than a few full-size float arrays, and each band's temporaries stay in the CPU cache.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -38,7 +42,8 @@ OUTPUT_LAYOUT = {"GRAY": "RGB", "GRAYA": "RGBA"}
 
 GUIDE_RADIUS = 2     # box radius of the guided filter, in model-resolution pixels
 GUIDE_EPS = 1e-4     # regularisation for the guide normalised to [0, 1]: smaller = sharper edges
-GAMUT_STEPS = 14     # bisection steps on chroma: 2**-14 of the chroma is below any output rounding
+GAMUT_STEPS = 10     # bisection steps on chroma: within 0.1% of the largest chroma that fits
+BAND_PIXELS = 1 << 18
 GAMUT_TOLERANCE = 1e-5
 
 
@@ -155,50 +160,123 @@ def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
     return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
 
 
-def guided_upsample(chroma: torch.Tensor, guide_low: torch.Tensor, guide_full: torch.Tensor,
-                    radius: int = GUIDE_RADIUS, eps: float = GUIDE_EPS) -> torch.Tensor:
-    """Fast guided filter upsampling.
+def guide_coefficients(chroma: torch.Tensor, guide: torch.Tensor, radius: int = GUIDE_RADIUS,
+                       eps: float = GUIDE_EPS) -> torch.Tensor:
+    """The guided filter fitted at model resolution.
 
-    chroma (B, 2, h, w): low-resolution a*b*; guide_low (1, 1, h, w) and guide_full
-    (1, 1, H, W): CIELAB L at both resolutions. Returns (B, 2, H, W). Locally chroma is
-    modelled as a linear function of L, fitted at low resolution; the coefficients are
-    upsampled smoothly and applied to the sharp full-resolution L."""
+    chroma (B, 2, h, w) a*b*, guide (1, 1, h, w) CIELAB L at the same resolution ->
+    (B, 4, h, w): slope (2) and offset (2) of a*b* as a linear function of L/100 around
+    each pixel, averaged over the windows that cover it. ``chroma_at`` applies them to the
+    sharp full-resolution L."""
     radius = min(radius, max(0, min(chroma.shape[-2:]) // 2))
-    guide = guide_low / 100.0
+    guide = guide / 100.0
     mean_guide = _box(guide, radius)
     var_guide = _box(guide * guide, radius) - mean_guide * mean_guide
     mean_chroma = _box(chroma, radius)
     cov = _box(guide * chroma, radius) - mean_guide * mean_chroma
     slope = cov / (var_guide + eps)
     offset = mean_chroma - slope * mean_guide
-    size = guide_full.shape[-2:]
-    slope = F.interpolate(_box(slope, radius), size=size, mode="bilinear", align_corners=False)
-    offset = F.interpolate(_box(offset, radius), size=size, mode="bilinear", align_corners=False)
-    return slope * (guide_full / 100.0) + offset
+    return torch.cat([_box(slope, radius), _box(offset, radius)], 1)
+
+
+def chroma_at(coefficients: torch.Tensor, lightness: torch.Tensor, rows: slice, height: int) -> torch.Tensor:
+    """Full-resolution a*b* for some rows of the image.
+
+    coefficients (B, 4, h, w) from ``guide_coefficients``; lightness (1, 1, R, W): CIELAB L
+    of the image rows ``rows`` (R of them) of an image ``height`` rows high. The
+    coefficients are sampled bilinearly exactly as F.interpolate(align_corners=False)
+    would upsample them to (height, W). Returns (B, 2, R, W)."""
+    width = lightness.shape[-1]
+    ys = (2 * torch.arange(rows.start, rows.stop, device=lightness.device) + 1) / height - 1
+    xs = (2 * torch.arange(width, device=lightness.device) + 1) / width - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None].float()  # (1, R, W, 2) as (x, y)
+    sampled = F.grid_sample(coefficients, grid.expand(coefficients.shape[0], -1, -1, -1), mode="bilinear",
+                            padding_mode="border", align_corners=False)
+    return sampled[:, :2] * (lightness / 100.0) + sampled[:, 2:]
+
+
+def row_bands(height: int, width: int) -> Iterator[slice]:
+    """Consecutive row ranges of about BAND_PIXELS pixels each."""
+    rows = max(1, BAND_PIXELS // width)
+    for top in range(0, height, rows):
+        yield slice(top, min(height, top + rows))
+
+
+def lightness(rgb: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+    """(H, W, 3) sRGB in [0, 1] -> (H, W) float32 CIELAB L."""
+    out = np.empty(rgb.shape[:2], np.float32)
+    for rows in row_bands(*out.shape):
+        out[rows] = rgb_to_lab(to_tensor(rgb[rows], device))[0, 0].cpu().numpy()
+    return out
+
+
+def colorized_rgb(lightness: np.ndarray, coefficients: torch.Tensor) -> np.ndarray:
+    """(H, W) CIELAB L of the original and (1, 4, h, w) guide coefficients -> (H, W, 3)
+    sRGB with exactly that L and the guided full-resolution chroma (see module doc)."""
+    height, width = lightness.shape
+    out = np.empty((height, width, 3), np.float32)
+    for rows in row_bands(height, width):
+        band = torch.from_numpy(lightness[rows]).to(coefficients.device)[None, None]
+        out[rows] = to_numpy(lab_to_rgb_in_gamut(band, chroma_at(coefficients, band, rows, height)))
+    return out
 
 
 def lab_to_rgb_in_gamut(lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
     """lightness (B, 1, H, W) CIELAB L, chroma (B, 2, H, W) a*b* -> (B, 3, H, W) sRGB in
     [0, 1] with exactly this L: where a*b* fall outside sRGB they are scaled down (same
-    hue) to the largest chroma that fits (L with zero chroma always fits)."""
+    hue) to the largest chroma that fits (L with zero chroma always fits). A table of the
+    gamut boundary places most of them; bisection settles the few it leaves outside."""
     batch, _, height, width = chroma.shape
     # All pixels as one (1, 3, N, 1) column, so the out-of-gamut ones can be picked out.
-    lab = torch.cat([lightness.expand(batch, 1, height, width), chroma], 1)
-    pixels = lab.transpose(0, 1).reshape(1, 3, -1, 1)
+    pixels = torch.cat([lightness.expand(batch, 1, height, width), chroma], 1).transpose(0, 1).reshape(1, 3, -1, 1)
     linear = lab_to_linear_rgb(pixels)
     outside = ~_in_gamut(linear)
     if outside.any():
         light, ab = pixels[:, :1, outside], pixels[:, 1:, outside]  # (1, 1, K, 1), (1, 2, K, 1)
-        low = torch.zeros_like(light)
-        high = torch.ones_like(light)
-        for _ in range(GAMUT_STEPS):
-            middle = (low + high) / 2
-            fits = _in_gamut(lab_to_linear_rgb(torch.cat([light, ab * middle], 1))).view_as(middle)
-            low = torch.where(fits, middle, low)
-            high = torch.where(fits, high, middle)
-        linear[:, :, outside] = lab_to_linear_rgb(torch.cat([light, ab * low], 1))
+        ab = ab * _table_chroma_scale(light, ab)
+        fitted = lab_to_linear_rgb(torch.cat([light, ab], 1))
+        still = ~_in_gamut(fitted)
+        if still.any():
+            light_still, ab_still = light[:, :, still], ab[:, :, still]
+            low = torch.zeros_like(light_still)
+            high = torch.ones_like(light_still)
+            for _ in range(GAMUT_STEPS):
+                middle = (low + high) / 2
+                fits = _in_gamut(lab_to_linear_rgb(torch.cat([light_still, ab_still * middle], 1))).view_as(middle)
+                low = torch.where(fits, middle, low)
+                high = torch.where(fits, high, middle)
+            fitted[:, :, still] = lab_to_linear_rgb(torch.cat([light_still, ab_still * low], 1))
+        linear[:, :, outside] = fitted
     rgb = linear_to_srgb(linear.clamp(0.0, 1.0)).clamp(0.0, 1.0)  # the gamma's epsilon can pass 1
     return rgb.reshape(3, batch, height, width).transpose(0, 1)
+
+
+def _table_chroma_scale(lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+    """lightness (1, 1, K, 1), chroma (1, 2, K, 1) -> (1, 1, K, 1) factor <= 1 that brings
+    a*b* within the tabulated sRGB gamut boundary."""
+    table = _gamut_table(str(chroma.device))                             # (1, 1, L, hue)
+    hue = torch.atan2(chroma[:, 1], chroma[:, 0]) / torch.pi             # (1, K, 1) in [-1, 1]
+    grid = torch.stack([hue, lightness[:, 0] / 50 - 1], -1)              # (1, K, 1, 2) as (x, y)
+    limit = F.grid_sample(table, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    size = chroma.norm(dim=1, keepdim=True)
+    return torch.where(size > limit, limit / size.clamp_min(1e-6), torch.ones_like(size))
+
+
+@functools.lru_cache(maxsize=4)
+def _gamut_table(device: str) -> torch.Tensor:
+    """(1, 1, 101, 181) largest in-gamut chroma for L = 0, 1, ..., 100 and hue -180, -178,
+    ..., 180 degrees, lowered to the minimum of each 3x3 neighbourhood so that
+    interpolating it stays within the true boundary at the surrounding grid points."""
+    light = torch.linspace(0, 100, 101, device=device)[:, None].expand(101, 181)
+    hue = torch.linspace(-torch.pi, torch.pi, 181, device=device)[None].expand(101, 181)
+    direction = torch.stack([hue.cos(), hue.sin()])                      # (2, 101, 181)
+    low, high = torch.zeros_like(light), torch.full_like(light, 256.0)  # sRGB chroma stays below 256
+    for _ in range(16):
+        middle = (low + high) / 2
+        linear = lab_to_linear_rgb(torch.cat([light[None], direction * middle], 0)[None])
+        fits = ((linear >= 0) & (linear <= 1)).all(1)[0]
+        low, high = torch.where(fits, middle, low), torch.where(fits, high, middle)
+    return -F.max_pool2d(-low[None, None], 3, stride=1, padding=1)
 
 
 def _in_gamut(linear: torch.Tensor) -> torch.Tensor:
@@ -207,22 +285,19 @@ def _in_gamut(linear: torch.Tensor) -> torch.Tensor:
     return ((linear >= -GAMUT_TOLERANCE) & (linear <= 1 + GAMUT_TOLERANCE)).all(1)[0, :, 0]
 
 
-def lightness(rgb: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) sRGB -> (B, 1, H, W) CIELAB L."""
-    return rgb_to_lab(rgb)[:, :1]
-
-
 def blend_selection(original: np.ndarray, colorized: np.ndarray, mask: np.ndarray,
                     device: torch.device | str = "cpu") -> np.ndarray:
     """Mix chroma by a soft selection mask at the original's L.
 
     original, colorized: (H, W, 3) sRGB of equal L; mask: (H, W) in [0, 1]. Pixels with
     mask 0 are returned bit-for-bit from ``original``, mask 1 from ``colorized``."""
-    lab_original = rgb_to_lab(to_tensor(original, device))
-    lab_colorized = rgb_to_lab(to_tensor(colorized, device))
-    weight = torch.from_numpy(mask).to(device)[None, None]
-    chroma = torch.lerp(lab_original[:, 1:], lab_colorized[:, 1:], weight)
-    blended = to_numpy(lab_to_rgb_in_gamut(lab_original[:, :1], chroma))
-    keep = mask[..., None]
-    return np.where(keep <= 0.0, original, np.where(keep >= 1.0, colorized, blended))
-
+    out = np.empty_like(original)
+    for rows in row_bands(*mask.shape):
+        lab_original = rgb_to_lab(to_tensor(original[rows], device))
+        lab_colorized = rgb_to_lab(to_tensor(colorized[rows], device))
+        weight = torch.from_numpy(mask[rows]).to(device)[None, None]
+        chroma = torch.lerp(lab_original[:, 1:], lab_colorized[:, 1:], weight)
+        blended = to_numpy(lab_to_rgb_in_gamut(lab_original[:, :1], chroma))
+        keep = mask[rows, :, None]
+        out[rows] = np.where(keep <= 0.0, original[rows], np.where(keep >= 1.0, colorized[rows], blended))
+    return out
