@@ -315,9 +315,12 @@ def read_image(path: Path) -> PixelImage:
     import numpy as np
     from PIL import Image, ImageOps
 
-    with Image.open(path) as opened:
-        picture = ImageOps.exif_transpose(opened)
-        picture.load()
+    try:
+        with Image.open(path) as opened:
+            picture = ImageOps.exif_transpose(opened)
+            picture.load()
+    except Image.DecompressionBombError as exc:
+        raise ValueError(str(exc)) from None
     if picture.mode in ("I", "I;16", "I;16B", "I;16L"):
         pixels = np.clip(np.asarray(picture, dtype=np.int64), 0, 65535).astype("<u2")
         return PixelImage(pixels.tobytes(), picture.width, picture.height, "GRAY", "uint16")
