@@ -111,11 +111,14 @@ def _serve(args) -> int:
     import zmq
 
     from ..colorizer import Colorizer
+    from ..weights import WeightsError
     from .server import run_backend
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not _device_usable(args.device):
+        return 1
     try:
         code = run_backend(lambda: Colorizer(args.weights, args.device), connection_path=args.connection_file,
                            endpoint=args.endpoint, max_pixels=args.max_pixels, queue_size=args.queue_size,
@@ -125,10 +128,24 @@ def _serve(args) -> int:
     except zmq.ZMQError as exc:
         print(f"gcp-colorize: cannot listen on {args.endpoint}: {exc}", file=sys.stderr)
         return 1
-    except connection.ConnectionFileError as exc:
+    except (connection.ConnectionFileError, WeightsError) as exc:
         print(f"gcp-colorize: {exc}", file=sys.stderr)
         return 1
     return code
+
+
+def _device_usable(device: str | None) -> bool:
+    """False (after saying why) for a device this machine does not have."""
+    import torch
+
+    if device is None:
+        return True
+    try:
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        print(f"gcp-colorize: cannot use device {device!r}: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 # -- colorize and demo -----------------------------------------------------------------------
@@ -251,6 +268,8 @@ def _make_runner(args) -> Runner | None:
     from ..weights import WeightsError
 
     weights = args.weights or "default"
+    if not _device_usable(args.device):
+        return None
     try:
         colorizer = Colorizer(weights, args.device)
     except WeightsError as exc:

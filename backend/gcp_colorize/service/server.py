@@ -286,6 +286,7 @@ def run_backend(make_colorizer: Callable[[], object], *, connection_path: Path |
     """Lock, load, serve until stopped; returns the process exit code
     (``connection.EXIT_ALREADY_RUNNING`` when another backend holds the lock)."""
     connection_path = Path(connection_path) if connection_path else connection.default_path()
+    connection_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = connection.BackendLock(connection_path)
     if not lock.acquire():
         log.error("another backend is already running (pid %s, lock %s); stop it with "
