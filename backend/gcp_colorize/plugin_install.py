@@ -71,7 +71,9 @@ HOSTS = {
         default_dest=lambda: xdg_data_home() / "krita" / "pykrita",
         copies=(Copy("plugin_krita/gcp_colorize", "gcp_colorize"),
                 Copy("plugin_krita/gcp_colorize.desktop", "gcp_colorize.desktop"),
-                Copy(CORE, "gcp_colorize/core")),
+                Copy(CORE, "gcp_colorize/core"),
+                # ImageNet class names for the docker's searchable class list.
+                Copy("backend/gcp_colorize/resources/imagenet_classes.tsv", "gcp_colorize/imagenet_classes.tsv")),
         plugin_dir="gcp_colorize",
         settings=(IniSetting(lambda: xdg_config_home() / "kritarc", "python", "enable_gcp_colorize", "true"),)),
     # GIMP 3: plug-ins/NAME/NAME.py, executable, folder named like the script.
@@ -108,15 +110,21 @@ def set_ini_value(path: Path, section: str, key: str, value: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def install(host: str, dest: Path | None = None, repo_root: Path = REPO_ROOT) -> list[str]:
-    """Install the plugin for ``host``; returns what was done, one line per step."""
-    plugin = HOSTS[host]
-    dest = Path(dest) if dest else plugin.default_dest()
-    sources = [(CORE_DIR if c.source == CORE else repo_root / c.source, c) for c in plugin.copies]
+def _sources(host: str, repo_root: Path) -> list[tuple[Path, Copy]]:
+    """(source path, copy) for each of the host plugin's copies; InstallError if any is missing."""
+    sources = [(CORE_DIR if c.source == CORE else repo_root / c.source, c) for c in HOSTS[host].copies]
     missing = [str(path) for path, _ in sources if not path.exists()]
     if missing:
         raise InstallError(f"the {host} plugin sources are missing ({', '.join(missing)}); install-plugin "
                            "works from a source checkout of gcp-colorize")
+    return sources
+
+
+def install(host: str, dest: Path | None = None, repo_root: Path = REPO_ROOT) -> list[str]:
+    """Install the plugin for ``host``; returns what was done, one line per step."""
+    plugin = HOSTS[host]
+    dest = Path(dest) if dest else plugin.default_dest()
+    sources = _sources(host, repo_root)
     done = []
     for source, copy in sources:
         target = dest / copy.target
@@ -145,15 +153,52 @@ def install(host: str, dest: Path | None = None, repo_root: Path = REPO_ROOT) ->
     return done
 
 
+def package_zip(host: str, zip_path: Path, repo_root: Path = REPO_ROOT) -> list[str]:
+    """Write the plugin's files (without a backend command: the zip may go to another
+    machine) as a zip for Krita's Tools > Scripts > Import Python Plugin from File, which
+    needs explicit folder entries. Returns the archive's names."""
+    import zipfile
+
+    if host != "krita":
+        raise InstallError(f"only Krita imports plugins from a zip; install the {host} plugin with install-plugin")
+    files = {}  # archive name -> source file
+    for source, copy in _sources(host, repo_root):
+        if source.is_file():
+            files[copy.target] = source
+            continue
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                files[f"{copy.target}/{path.relative_to(source).as_posix()}"] = path
+    folders = sorted({"/".join(name.split("/")[:depth]) + "/"
+                      for name in files for depth in range(1, name.count("/") + 1)})
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for folder in folders:
+            archive.writestr(folder, "")
+        for name, path in files.items():
+            archive.write(path, name)
+    return folders + list(files)
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("install-plugin", help="install the Krita or GIMP plugin for this user")
     parser.add_argument("host", choices=sorted(HOSTS))
     parser.add_argument("--dest", type=Path, metavar="DIR",
                         help="plugin folder (default: Krita's pykrita/ or GIMP 3's plug-ins/ of this user)")
+    parser.add_argument("--zip", type=Path, metavar="FILE",
+                        help="instead of installing, write a zip for Krita's Import Python Plugin from File")
     parser.set_defaults(func=_install_command)
 
 
 def _install_command(args) -> int:
+    if args.zip:
+        try:
+            names = package_zip(args.host, args.zip)
+        except (InstallError, OSError) as exc:
+            print(f"gcp-colorize: cannot package the {args.host} plugin: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.zip} ({len(names)} entries); in Krita: Tools > Scripts > Import Python Plugin from "
+              "File, restart Krita, then start the backend with `gcp-colorize serve`")
+        return 0
     try:
         steps = install(args.host, args.dest)
     except (InstallError, OSError) as exc:
