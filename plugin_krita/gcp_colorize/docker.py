@@ -116,6 +116,13 @@ class ColorizeDocker(DockWidget):
         layout.addStretch(1)
         self.setWidget(root)
 
+        # Stable object names: shortcuts for styling and for the GUI test that drives the panel.
+        for name in ("state_label", "connect_button", "alternatives", "seed", "class_choice", "class_alternatives",
+                     "walk_direction", "walk_amount", "output_mode", "colorize_button", "cancel_button", "progress",
+                     "message"):
+            getattr(self, name).setObjectName(f"gcp_colorize_{name}")
+        new_seed_button.setObjectName("gcp_colorize_new_seed")
+
         self._show_settings()
         for signal in (self.alternatives.valueChanged, self.seed.valueChanged,
                        self.class_choice.currentTextChanged, self.class_alternatives.toggled,

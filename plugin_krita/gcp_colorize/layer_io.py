@@ -6,9 +6,12 @@ grayscale layers are converted by Krita's own colour management in a throwaway s
 document, so the user's document and its undo history never see the conversion.
 
 Results go into one new group above the source layer. Krita 5.1.5's Python API has no
-undo macros, but ``Node.addChildNode`` is one undoable "Add Layer" command, and children
-added to a group that is not yet in the image record nothing: so the group is filled
-first and inserted last, and the whole insertion is exactly one undo step.
+undo macros; what it offers (measured): ``Node.addChildNode`` records one undoable "Add
+Layer" command per call, even for a group that is not in the image yet, while
+``Node.setChildNodes`` records nothing, and pixels, names, visibility and blending set on
+nodes outside the image record nothing either. So the group is built completely outside
+the image (``setChildNodes``) and inserted with one ``addChildNode``: the whole insertion
+is exactly one undo step ("Add Layer"), and redo brings it back with its pixels.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from dataclasses import dataclass
 
 from krita import Krita
 
-from .core.hostcore import (KRITA_SRGB_PROFILES, HostError, PixelFormat, Rect, check_pixel_cap,
-                            clear_unselected, colorize_area, krita_pixel_format, result_group_name,
-                            result_layer_name, selection_mask, tight_rows)
+from .core.hostcore import (KRITA_MODEL_NAMES, KRITA_SRGB_PROFILES, HostError, PixelFormat, Rect,
+                            check_pixel_cap, clear_unselected, colorize_area, krita_pixel_format,
+                            result_group_name, result_layer_name, selection_mask, tight_rows)
 from .core.protocol import PixelImage, ResultImage
 
 _LAYER_KINDS = {"grouplayer": "a group layer", "vectorlayer": "a vector layer", "filelayer": "a file layer",
@@ -72,7 +75,8 @@ def read_layer(document, node, max_pixels: int) -> SourceArea:
         kind = _LAYER_KINDS.get(node.type(), f"a {node.type() or 'special'} layer")
         raise HostError(f"The active layer \"{node.name()}\" is {kind}; select a paint layer to colorize.")
     if document.colorModel() != "RGBA":
-        raise HostError(f"The image is in the {document.colorModel()} colour model, so colours would not show. "
+        model = KRITA_MODEL_NAMES.get(document.colorModel(), document.colorModel())
+        raise HostError(f"The image is in the {model} colour model, so colours would not show. "
                         "Convert it first (Image > Convert Image Color Space... > RGB/Alpha).")
     source_format = krita_pixel_format(node.colorModel(), node.colorDepth())
 
@@ -131,12 +135,11 @@ def insert_results(source: SourceArea, results: list[ResultImage], output_mode: 
         if output_mode == "chroma":
             layer.setBlendingMode("color")
         layers.append(layer)
-    # Bottom to top: the last alternative first, the main result on top and the only one shown.
-    below = None
-    for layer in reversed(layers):
-        layer.setVisible(layer is layers[0])
-        group.addChildNode(layer, below)
-        below = layer
+    for layer in layers:
+        layer.setVisible(layer is layers[0])  # the main result is the one shown
+    # Bottom to top: the last alternative first, the main result on top. setChildNodes on a
+    # group outside the image records no undo step (addChildNode would record one each).
+    group.setChildNodes(list(reversed(layers)))
 
     source_node = find_node(document, source.node_id)
     if source_node is not None:

@@ -8,11 +8,13 @@ on the UI thread (reading the layer before the job, inserting the results after 
 
 from __future__ import annotations
 
+import os
 import time
+import traceback
 from pathlib import Path
 
 from krita import Krita
-from PyQt5.QtCore import QObject, QThread, pyqtSignal
+from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
 from . import layer_io, settings_store
 from .core.client import (Accepted, BackendNotRunning, Client, ClientError, Error, ErrorCode, Progress,
@@ -23,7 +25,7 @@ PLUGIN_DIR = Path(__file__).resolve().parent
 START_TIMEOUT_S = 300.0  # loading the official weights on a slow CPU takes a while
 # Failures after which the backend we knew is gone or replaced: reconnect next time.
 _CONNECTION_LOST = {ErrorCode.BACKEND_LOST, ErrorCode.BAD_SIGNATURE, ErrorCode.VERSION_MISMATCH,
-                    ErrorCode.SHUTTING_DOWN, "not_running"}
+                    ErrorCode.SHUTTING_DOWN}
 
 
 class _Call(QThread):
@@ -47,7 +49,7 @@ class _Call(QThread):
 class _JobThread(QThread):
     """Submits one request and forwards its events (Accepted, Progress, Result/Error)."""
 
-    event = pyqtSignal(object)
+    job_event = pyqtSignal(object)  # not "event": that would hide QObject.event()
 
     def __init__(self, client: Client, source: layer_io.SourceArea, options: dict, parent=None):
         super().__init__(parent)
@@ -59,12 +61,12 @@ class _JobThread(QThread):
         try:
             self._job = self._client.submit(self._source.image, self._source.mask, **self._options)
         except ClientError as exc:
-            self.event.emit(Error("", exc.code, exc.message))
+            self.job_event.emit(Error("", exc.code, exc.message))
             return
         if self._cancelled:
             self._job.cancel()
         for event in self._job.events():
-            self.event.emit(event)
+            self.job_event.emit(event)
 
     def cancel(self):
         """Thread-safe: the job's stream then ends with a "cancelled" error."""
@@ -95,6 +97,7 @@ class Session(QObject):
         self._connect_call: _Call | None = None
         self._job_thread: _JobThread | None = None
         self._pending = None                  # a request waiting for the backend to start
+        self._job_context = None              # (source, output mode, trigger time) of the job
 
     # -- backend ---------------------------------------------------------------------------
 
@@ -107,6 +110,7 @@ class Session(QObject):
         self._connect_call.done.connect(self._connected)
         self._connect_call.start()
 
+    @pyqtSlot(object, object)
     def _connected(self, client, error) -> None:
         self._connect_call = None
         pending, self._pending = self._pending, None
@@ -181,12 +185,16 @@ class Session(QObject):
     def _start_job(self, source, options, output_mode, triggered) -> None:
         self._say(f"Colorizing {source.area.width} x {source.area.height} pixels...")
         thread = _JobThread(self.client, source, options, self)
-        thread.event.connect(lambda event: self._on_event(event, source, output_mode, triggered))
+        # A bound slot of this UI-thread object: the events are queued to the UI thread (a
+        # lambda would run on the job thread, where Krita's API must not be used).
+        thread.job_event.connect(self._on_event)
         thread.finished.connect(thread.deleteLater)
-        self._job_thread = thread
+        self._job_thread, self._job_context = thread, (source, output_mode, triggered)
         thread.start()
 
-    def _on_event(self, event, source, output_mode, triggered) -> None:
+    @pyqtSlot(object)
+    def _on_event(self, event) -> None:
+        source, output_mode, triggered = self._job_context
         if isinstance(event, Accepted):
             self.stage = f"queued ({event.position} ahead)" if event.position else "accepted"
             self.changed.emit()
@@ -199,8 +207,10 @@ class Session(QObject):
             self._job_thread = None
             if event.code in _CONNECTION_LOST:
                 self._drop_client(event.message)
-            text = "Cancelled." if event.code == ErrorCode.CANCELLED else f"Not colorized: {event.message}"
-            self._finish_job(text, error=event.code != ErrorCode.CANCELLED)
+            if event.code == ErrorCode.CANCELLED:
+                self._finish_job("Cancelled.", error=False)
+            else:
+                self._finish_job(f"Not colorized: {event.message}", error=True)
 
     def _insert(self, result: Result, source, output_mode, triggered) -> None:
         self._job_thread = None
@@ -210,6 +220,10 @@ class Session(QObject):
         except HostError as exc:
             self._finish_job(str(exc), error=True)
             return
+        except Exception as exc:  # a bug: report it in the panel instead of leaving the job hanging
+            traceback.print_exc()
+            self._finish_job(f"Internal error while inserting the result: {exc!r}", error=True)
+            return
         inserted = time.monotonic()
         info = self.client.backend if self.client is not None else None
         self.last_run = {"width": source.area.width, "height": source.area.height,
@@ -218,7 +232,7 @@ class Session(QObject):
                          "device": info.device if info else "", "weights": info.weights if info else "",
                          "group": group.name()}
         self._finish_job(f"Added \"{group.name()}\" with {len(result.images)} layer(s) in "
-                         f"{inserted - triggered:.1f} s.", error=False)
+                         f"{inserted - triggered:.1f} s.", error=False, completed=True)
 
     def _drop_client(self, reason: str) -> None:
         client, self.client = self.client, None
@@ -226,9 +240,9 @@ class Session(QObject):
             client.close()
         self._set_backend("error", f"Backend lost: {reason} (colorize again to reconnect)")
 
-    def _finish_job(self, text: str, error: bool) -> None:
+    def _finish_job(self, text: str, error: bool, completed: bool = False) -> None:
         self.busy, self.stage = False, ""
-        self.progress = 1.0 if not error and text != "Cancelled." else 0.0
+        self.progress = 1.0 if completed else 0.0
         self._say(text, error)
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -251,7 +265,10 @@ def _connect(start: bool) -> Client:
             return Client.connect()
         except BackendNotRunning:
             raise ClientError(str(no_command), "not_running") from None
-    return Client.connect_or_start(command, start_timeout=START_TIMEOUT_S)
+    # Krita puts its own Python folders (with this plugin, also named gcp_colorize) on
+    # PYTHONPATH; the backend's interpreter must not see them.
+    env = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "PYTHONHOME")}
+    return Client.connect_or_start(command, start_timeout=START_TIMEOUT_S, env=env)
 
 
 _session: Session | None = None

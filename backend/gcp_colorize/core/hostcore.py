@@ -39,7 +39,8 @@ class PixelFormat:
 # Krita colour model / depth ids -> wire format. Krita stores integer RGBA as B,G,R,A and
 # float RGBA as R,G,B,A; GRAYA is gray, alpha at every depth.
 _KRITA_DTYPES = {"U8": "uint8", "U16": "uint16", "F16": "float16", "F32": "float32"}
-_KRITA_MODEL_NAMES = {"CMYKA": "CMYK", "LABA": "L*a*b*", "XYZA": "XYZ", "YCbCrA": "YCbCr"}
+KRITA_MODEL_NAMES = {"RGBA": "RGB", "GRAYA": "grayscale", "CMYKA": "CMYK", "LABA": "L*a*b*", "XYZA": "XYZ",
+                     "YCbCrA": "YCbCr"}  # Krita's colour model ids, as its menus name them
 # The profiles whose pixels need no conversion before they travel (sRGB-encoded).
 KRITA_SRGB_PROFILES = {"RGBA": "sRGB-elle-V2-srgbtrc.icc", "GRAYA": "Gray-D50-elle-V2-srgbtrc.icc"}
 
@@ -49,7 +50,7 @@ def krita_pixel_format(color_model: str, color_depth: str) -> PixelFormat:
 
     Raises HostError for colour models the colorizer cannot read (CMYK, Lab, ...)."""
     if color_model not in ("RGBA", "GRAYA"):
-        name = _KRITA_MODEL_NAMES.get(color_model, color_model or "unknown")
+        name = KRITA_MODEL_NAMES.get(color_model, color_model or "unknown")
         raise HostError(f"The layer is in the {name} colour model; GCP Colorize reads RGB and grayscale "
                         "layers. Convert it first (Layer > Convert > Convert Layer Color Space... > RGB/Alpha).")
     if color_depth not in _KRITA_DTYPES:
