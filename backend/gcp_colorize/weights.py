@@ -146,12 +146,12 @@ def write_weights_dir(directory: Path, config: GCPConfig,
                       networks: dict[str, dict[str, torch.Tensor]],
                       directions: NamedDirections | None = None) -> None:
     """Write config.json, one file per network of GCPModel and optional directions."""
-    missing = set(GCPModel.NETWORKS) - set(networks)
+    missing = set(GCPModel.networks_of(config)) - set(networks)
     if missing:
         raise WeightsError(f"no state for network(s): {', '.join(sorted(missing))}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for name in GCPModel.NETWORKS:
+    for name in GCPModel.networks_of(config):
         save_tensors(directory / network_file(name), networks[name],
                      {"network": name, "config": config.name})
     if directions is not None:
@@ -162,7 +162,8 @@ def write_weights_dir(directory: Path, config: GCPConfig,
 
 def save_model(model: GCPModel, directory: Path,
                directions: NamedDirections | None = None) -> None:
-    networks = {name: getattr(model, name).state_dict() for name in GCPModel.NETWORKS}
+    networks = {name: getattr(model, name).state_dict()
+                for name in GCPModel.networks_of(model.config)}
     write_weights_dir(directory, model.config, networks, directions)
 
 
@@ -193,7 +194,7 @@ def read_model(directory: Path) -> GCPModel:
     config = read_config(directory)
     with torch.device("meta"):
         model = GCPModel(config)
-    for name in GCPModel.NETWORKS:
+    for name in GCPModel.networks_of(config):
         path = directory / network_file(name)
         tensors, _ = load_tensors(path)
         try:
@@ -277,7 +278,13 @@ def load(name: str = "default", device: str | torch.device | None = None) -> Wei
 def describe(directory: Path) -> dict:
     """Summary of a weights directory for `weights list` (no tensors are read)."""
     directory = Path(directory)
-    files = [directory / CONFIG_FILE] + [directory / network_file(n) for n in GCPModel.NETWORKS]
+    networks = GCPModel.NETWORKS
+    if (directory / CONFIG_FILE).is_file():
+        try:
+            networks = GCPModel.networks_of(read_config(directory))
+        except WeightsError:
+            pass  # reported below
+    files = [directory / CONFIG_FILE] + [directory / network_file(n) for n in networks]
     missing = [f.name for f in files if not f.is_file()]
     info = {"path": str(directory), "missing": missing,
             "size_mb": sum(f.stat().st_size for f in directory.glob("*" + TENSOR_SUFFIX)) / 1e6

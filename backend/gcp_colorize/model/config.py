@@ -47,6 +47,9 @@ class GCPConfig:
     color_res_blocks: int = 6
     bn_eps: float = 1e-5
     sn_eps: float = 1e-12
+    # False: the paper's "w/o GAN prior" ablation (Table 2): only the colorization net,
+    # whose SPADE conditions are zeros; no E, G, D features or correspondence.
+    gan_prior: bool = True
 
     def __post_init__(self):
         if self.resolution not in G_CHANNEL_MULTIPLIERS:

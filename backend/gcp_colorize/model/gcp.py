@@ -34,15 +34,28 @@ class GCPModel(nn.Module):
 
     NETWORKS = ("encoder", "generator", "discriminator_features", "correspondence",
                 "colorization")
+    PRIOR_FREE_NETWORKS = ("colorization",)  # config.gan_prior False: the ablation
 
     def __init__(self, config: GCPConfig):
         super().__init__()
         self.config = config
-        self.encoder = GANEncoder(config)
-        self.generator = BigGANGenerator(config)
-        self.discriminator_features = DiscriminatorFeatures(config)
-        self.correspondence = CorrespondenceNet(config)
+        if config.gan_prior:
+            self.encoder = GANEncoder(config)
+            self.generator = BigGANGenerator(config)
+            self.discriminator_features = DiscriminatorFeatures(config)
+            self.correspondence = CorrespondenceNet(config)
         self.colorization = ColorizationNet(config)
+
+    @staticmethod
+    def networks_of(config: GCPConfig) -> tuple[str, ...]:
+        """The networks a model of `config` holds, i.e. its weights directory's files."""
+        return GCPModel.NETWORKS if config.gan_prior else GCPModel.PRIOR_FREE_NETWORKS
+
+    def zero_conditions(self, batch: int, device: torch.device) -> dict[int, torch.Tensor]:
+        """The colorization net's conditions without the GAN prior: zeros shaped like the
+        warped features, {R/4, R/2, R: (batch, C, s, s)}."""
+        return {s: torch.zeros(batch, self.config.feature_channels[s], s, s, device=device)
+                for s in self.config.feature_resolutions}
 
     def _check_inputs(self, x_l: torch.Tensor, class_index: torch.Tensor):
         r = self.config.resolution
@@ -79,8 +92,14 @@ class GCPModel(nn.Module):
 
     def run(self, x_l: torch.Tensor, class_index: torch.Tensor,
             z_shift: torch.Tensor | None = None) -> GCPOutputs:
-        """Every stage's output; z_shift (dim_z,) or (B, dim_z) is added to E's z."""
+        """Every stage's output; z_shift (dim_z,) or (B, dim_z) is added to E's z.
+        Without the GAN prior (the ablation) z and the reference are zeros."""
         self._check_inputs(x_l, class_index)
+        if not self.config.gan_prior:
+            b, r = x_l.size(0), self.config.resolution
+            warped = self.zero_conditions(b, x_l.device)
+            return GCPOutputs(x_l.new_zeros(b, self.config.dim_z), x_l.new_zeros(b, 3, r, r),
+                              warped, self.colorization(x_l, warped))
         z = self.infer_z(x_l, class_index)
         if z_shift is not None:
             z = z + z_shift.to(z)
