@@ -12,19 +12,23 @@ from gcp_colorize.training.ema import EMA
 from gcp_colorize.training.loop import Budget, train
 
 
-class NoisyDataset:
-    """Random flips drawn from the global generator, like the real training set."""
+class FlippingDataset:
+    """Random flips drawn from (epoch, index), like the real training set."""
 
     def __init__(self, n=10):
         g = torch.Generator().manual_seed(0)
         self.images = torch.rand(n, 3, 8, 8, generator=g)
+        self.epoch = 0
 
     def __len__(self):
         return len(self.images)
 
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
     def __getitem__(self, i):
         image = self.images[i]
-        if torch.rand(()) < 0.5:
+        if torch.rand((), generator=torch.Generator().manual_seed(self.epoch * 100 + i)) < 0.5:
             image = image.flip(-1)
         return {"image": image, "label": i % 3}
 
@@ -36,7 +40,7 @@ class ToyStage:
     batch_size = 4
 
     def __init__(self):
-        self.dataset = NoisyDataset()
+        self.dataset = FlippingDataset()
         self.net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
                                  nn.Conv2d(4, 3, 3, padding=1))
         self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-2)
@@ -144,14 +148,16 @@ def test_budget_needs_steps_or_hours_and_reports_the_larger_fraction():
 
 def test_batch_order_covers_each_epoch_once_and_resumes():
     order = BatchOrder(10, 4, seed=3)
-    seen = [i for _ in range(5) for i in order.next_indices()]  # 20 = two epochs
+    items = [item for _ in range(5) for item in order.next_batch()]  # 20 = two epochs
+    seen = [i for _, i in items]
+    assert [e for e, _ in items] == [0] * 10 + [1] * 10
     assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:]) == list(range(10))
     assert seen[:10] != seen[10:]
     state = order.state_dict()
-    expected = order.next_indices()
+    expected = order.next_batch()
     other = BatchOrder(10, 4, seed=3)
     other.load_state_dict(state)
-    assert other.next_indices() == expected
+    assert other.next_batch() == expected
     with pytest.raises(ValueError, match="batch_size"):
         BatchOrder(10, 5, seed=3).load_state_dict(state)
     with pytest.raises(ValueError, match="empty"):

@@ -2,9 +2,9 @@
 
 Each epoch is a permutation drawn from its own generator seeded by (seed, epoch), so the
 order depends only on the seed and the position (epoch, index), which is all a checkpoint
-needs to store. Batches run on across epoch boundaries (no sample is dropped).
-Samples are loaded in the training process itself: random crops and flips then draw from
-the global generators, whose states the checkpoint also restores.
+needs to store. Batches run on across epoch boundaries (no sample is dropped); each item
+comes with its epoch, since the training set draws its random crops from (seed, epoch,
+photo). Samples are loaded in the training process itself.
 """
 
 from __future__ import annotations
@@ -31,17 +31,18 @@ class BatchOrder:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.dataset_size, generator=generator).tolist()
 
-    def next_indices(self) -> list[int]:
-        indices = []
-        while len(indices) < self.batch_size:
+    def next_batch(self) -> list[tuple[int, int]]:
+        """The next batch_size (epoch, dataset index) pairs."""
+        items = []
+        while len(items) < self.batch_size:
             if self.index == self.dataset_size:
                 self.epoch += 1
                 self.index = 0
                 self._permutation = self._permute(self.epoch)
-            take = min(self.batch_size - len(indices), self.dataset_size - self.index)
-            indices += self._permutation[self.index:self.index + take]
+            take = min(self.batch_size - len(items), self.dataset_size - self.index)
+            items += [(self.epoch, i) for i in self._permutation[self.index:self.index + take]]
             self.index += take
-        return indices
+        return items
 
     def state_dict(self) -> dict:
         return {"dataset_size": self.dataset_size, "batch_size": self.batch_size,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..model.config import GCPConfig
 from .batches import BatchOrder, collate
 from .progress import Progress, format_duration
 from .run_state import capture_rng, load_checkpoint, restore_rng, save_checkpoint
@@ -26,7 +27,7 @@ from .run_state import capture_rng, load_checkpoint, restore_rng, save_checkpoin
 class Stage(Protocol):
     name: str
     batch_size: int
-    dataset: object  # map-style: len() and [index] -> dict of tensors
+    dataset: object  # map-style: len(), [index] -> dict of tensors, optional set_epoch()
 
     def options(self) -> dict:
         """Plain values that define the run; a resumed run must have the same."""
@@ -90,6 +91,32 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
+def same_config(saved: dict, config: GCPConfig) -> bool:
+    """Whether a config saved as a dict is `config` (fields added later take defaults)."""
+    try:
+        return GCPConfig.from_dict(saved) == config
+    except (TypeError, ValueError):
+        return False
+
+
+def options_match(saved: dict, current: dict) -> bool:
+    """Run options equal, the model config compared as a config (see `same_config`)."""
+    if saved.keys() != current.keys():
+        return False
+    return all(same_config(value, GCPConfig.from_dict(current[key])) if key == "config"
+               else value == current[key] for key, value in saved.items())
+
+
+def load_items(dataset, items: list[tuple[int, int]]) -> list[dict]:
+    """Samples for (epoch, index) pairs; a dataset with `set_epoch` gets each one's epoch."""
+    samples = []
+    for epoch, index in items:
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        samples.append(dataset[index])
+    return samples
+
+
 def train(stage: Stage, run_dir: Path, budget: Budget, *, seed: int,
           checkpoint_every_s: float = 600.0, samples_every_s: float = 1800.0,
           log_every: int = 50) -> int:
@@ -104,7 +131,7 @@ def train(stage: Stage, run_dir: Path, budget: Budget, *, seed: int,
     step, seconds = 0, 0.0
     checkpoint = load_checkpoint(run_dir)
     if checkpoint is not None:
-        if checkpoint["options"] != stage.options():
+        if not options_match(checkpoint["options"], stage.options()):
             raise ValueError(
                 f"{run_dir} holds a {checkpoint['options'].get('stage', '?')} run made with "
                 f"options {checkpoint['options']}, which differ from this run's "
@@ -127,7 +154,7 @@ def train(stage: Stage, run_dir: Path, budget: Budget, *, seed: int,
     with StopRequest() as stop:
         while budget.fraction(step, seconds) < 1 and not stop.requested:
             started = time.monotonic()
-            batch = collate([stage.dataset[i] for i in order.next_indices()])
+            batch = collate(load_items(stage.dataset, order.next_batch()))
             losses = stage.train_step(batch, step)
             bad = [k for k, v in losses.items() if not math.isfinite(v)]
             if bad:

@@ -1,0 +1,158 @@
+"""`gcp-colorize train ...`: the training stages, latent directions and weights export.
+
+    train stage0     the GAN colour prior (BigGAN G and D)          needs: data prepare
+    train stage1     the GAN encoder E, G frozen                    needs: stage0
+    train stage2     correspondence + colorization nets             needs: stage0, stage1
+    train ablation   colorization net without the GAN prior         needs: data prepare
+    train export     weights directory from the runs (+ directions) needs: the above
+
+Each stage keeps its run state in a run directory outside the repository (default
+~/.cache/gcp-colorize/train/<stage>); running the same command again resumes exactly
+where it stopped (kill it any time); a larger --steps/--hours extends a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+TRAIN_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gcp-colorize" / "train"
+STAGES = ("stage0", "stage1", "stage2", "ablation")
+
+
+def default_run_dir(stage: str) -> Path:
+    return TRAIN_ROOT / stage
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train the project's own GCP weights (stages 0-2, ablation, export)",
+        description=__doc__.split("\n\n")[0])
+    actions = parser.add_subparsers(dest="train_command", metavar="STAGE", required=True)
+    helps = {"stage0": "class-conditional BigGAN G and D (the colour prior)",
+             "stage1": "GAN encoder E with G frozen",
+             "stage2": "correspondence and colorization networks with E, G frozen",
+             "ablation": "colorization network without GAN prior features"}
+    for stage in STAGES:
+        p = actions.add_parser(stage, help=helps[stage], description=helps[stage])
+        p.add_argument("--run-dir", type=Path, default=default_run_dir(stage),
+                       help=f"run state directory (default {default_run_dir(stage)})")
+        p.add_argument("--steps", type=int, help="total number of steps of the run")
+        p.add_argument("--hours", type=float, help="total training hours of the run")
+        p.add_argument("--seed", type=int, default=0, help="seed of a new run (default 0)")
+        p.add_argument("--batch-size", type=int, help="images per step (stage default)")
+        p.add_argument("--config", default="small", help="model configuration (default small)")
+        p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+        p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+        p.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                       help="minutes between checkpoints (default 10)")
+        if stage in ("stage1", "stage2"):
+            p.add_argument("--prior-run", type=Path, default=default_run_dir("stage0"),
+                           help="the stage-0 run directory")
+        if stage == "stage2":
+            p.add_argument("--encoder-run", type=Path, default=default_run_dir("stage1"),
+                           help="the stage-1 run directory")
+        p.set_defaults(func=run_stage, stage=stage)
+
+    p = actions.add_parser(
+        "export", help="write the trained networks as a weights directory",
+        description="Write a weights directory (config.json, one tensor file per network, "
+                    "named latent directions, training.json) from the stage runs; with "
+                    "--ablation, the no-prior ablation from its run.")
+    p.add_argument("--out", type=Path, required=True, help="weights directory to write")
+    p.add_argument("--ablation", action="store_true", help="export the ablation run instead")
+    p.add_argument("--prior-run", type=Path, default=default_run_dir("stage0"))
+    p.add_argument("--encoder-run", type=Path, default=default_run_dir("stage1"))
+    p.add_argument("--colorization-run", type=Path, default=default_run_dir("stage2"))
+    p.add_argument("--ablation-run", type=Path, default=default_run_dir("ablation"))
+    p.add_argument("--config", default="small", help="model configuration (default small)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    p.set_defaults(func=run_export)
+
+
+def _setup(args: argparse.Namespace):
+    """(config, device) from the common flags; None if the config is unknown."""
+    import torch
+
+    from ..model.config import CONFIGS
+
+    if args.config not in CONFIGS:
+        print(f"unknown config {args.config!r}; known: {', '.join(CONFIGS)}", file=sys.stderr)
+        return None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return CONFIGS[args.config], device
+
+
+def run_stage(args: argparse.Namespace) -> int:
+    from .loop import Budget, train
+    from .run_state import seed_everything
+
+    try:
+        budget = Budget(steps=args.steps, hours=args.hours)
+    except ValueError as exc:
+        print(f"train {args.stage}: {exc} (--steps N and/or --hours H)", file=sys.stderr)
+        return 2
+    setup = _setup(args)
+    if setup is None:
+        return 2
+    config, device = setup
+    seed_everything(args.seed)
+    try:
+        stage = build_stage(args, config, device)
+        train(stage, args.run_dir.expanduser(), budget, seed=args.seed,
+              checkpoint_every_s=60 * args.checkpoint_minutes)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"train {args.stage}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .export import export_ablation, export_full
+    from .photos import training_set
+
+    setup = _setup(args)
+    if setup is None:
+        return 2
+    config, device = setup
+    out = args.out.expanduser()
+    try:
+        if args.ablation:
+            record = export_ablation(out, config, device, ablation_run=args.ablation_run.expanduser())
+        else:
+            record = export_full(out, config, device, prior_run=args.prior_run.expanduser(),
+                                 encoder_run=args.encoder_run.expanduser(),
+                                 colorization_run=args.colorization_run.expanduser(),
+                                 train_set=training_set(config.resolution, seed=0),
+                                 val_set=training_set(config.resolution, seed=0, split="val"))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"train export: {exc}", file=sys.stderr)
+        return 1
+    for stage, run in record["runs"].items():
+        print(f"{stage}: step {run['step']}, {run['hours']} h, {run['run_dir']}")
+    for direction in record.get("directions", []):
+        print(f"direction {direction['name']!r}: {direction['effect_per_unit']}")
+    print(f"wrote {out}")
+    return 0
+
+
+def build_stage(args: argparse.Namespace, config, device):
+    batch = {"batch_size": args.batch_size} if args.batch_size else {}
+    if args.stage == "stage0":
+        from .stage0_prior import GANPriorStage
+        return GANPriorStage(config, device, seed=args.seed, **batch)
+    if args.stage == "stage1":
+        from .stage1_encoder import EncoderStage
+        return EncoderStage(config, device, seed=args.seed, prior_run=args.prior_run.expanduser(),
+                            **batch)
+    from .stage2_colorization import ColorizationStage
+    if args.stage == "stage2":
+        return ColorizationStage(config, device, seed=args.seed, **batch,
+                                 prior_run=args.prior_run.expanduser(),
+                                 encoder_run=args.encoder_run.expanduser())
+    return ColorizationStage(config, device, seed=args.seed, use_prior=False, **batch)

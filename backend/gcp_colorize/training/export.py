@@ -1,0 +1,113 @@
+"""Export the trained networks of the stage runs as a weights directory (weights.py format).
+
+The full model: G (the EMA generator with its standing statistics, exactly as stages 1
+and 2 saw it) and D's feature blocks from stage 0, E from stage 1, the correspondence and
+colorization nets from stage 2, and the named latent directions (see `directions`). The
+ablation: its colorization net alone, in a config with `gan_prior` off. Beside the
+tensors, `training.json` records each run's steps, hours and options, and the measured
+effect of each direction (the model card quotes it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .. import weights
+from ..model.config import GCPConfig
+from ..model.gcp import GCPModel
+from ..model.lab import rgb_to_model_input
+from .directions import as_named, discover, named_directions
+from .photos import gray_classes, sample_crops
+from .run_state import load_checkpoint
+from .stage0_prior import load_prior
+from .stage1_encoder import load_encoder, photo_classes
+from .stage2_colorization import load_colorization
+
+TRAINING_RECORD = "training.json"
+DIRECTION_AMOUNT = 4.0   # walk used to measure a direction (z ~ N(0, I) per dimension)
+DIRECTION_CANDIDATES = 10
+DIRECTIONS_KEPT = 4
+MEASURE_PHOTOS = 24
+
+
+def run_record(run_dir: Path) -> dict:
+    """Steps, hours and options of a run (from its checkpoint)."""
+    checkpoint = load_checkpoint(run_dir)
+    if checkpoint is None:
+        raise FileNotFoundError(f"no training run in {run_dir}")
+    return {"run_dir": str(Path(run_dir).resolve()), "step": checkpoint["step"],
+            "hours": round(checkpoint["seconds"] / 3600, 3), "options": checkpoint["options"]}
+
+
+def full_model(config: GCPConfig, device: torch.device, prior_run: Path, encoder_run: Path,
+               colorization_run: Path, classes: torch.Tensor) -> GCPModel:
+    """The GCPModel of the three runs, checked to be one chain (stage 2 trained on this E,
+    E on this G); `classes` are the training set's, for G's standing statistics."""
+    generator, discriminator, prior_step = load_prior(prior_run, config, device, classes)
+    encoder, encoder_options = load_encoder(encoder_run, config, device)
+    networks, options = load_colorization(colorization_run, "stage2", config, device)
+    chain = (str(Path(prior_run).resolve()), prior_step, str(Path(encoder_run).resolve()))
+    if (options["prior_run"], options["prior_step"], options["encoder_run"]) != chain or \
+            encoder_options["prior_step"] != prior_step:
+        raise ValueError(f"the runs are not one chain: stage 2 used prior {options['prior_run']} "
+                         f"step {options['prior_step']} and encoder {options['encoder_run']}; "
+                         f"given prior {prior_run} at step {prior_step}, encoder {encoder_run}")
+    model = GCPModel(config).to(device)
+    model.generator.load_state_dict(generator.state_dict())
+    model.discriminator_features.load_state_dict(discriminator.feature_net().state_dict())
+    model.encoder.load_state_dict(encoder.state_dict())
+    for name, state in networks.items():
+        getattr(model, name).load_state_dict(state)
+    return model.eval().requires_grad_(False)
+
+
+def ablation_model(config: GCPConfig, device: torch.device, ablation_run: Path) -> GCPModel:
+    config = dataclasses.replace(config, gan_prior=False)
+    networks, _ = load_colorization(ablation_run, "ablation", config, device)
+    model = GCPModel(config).to(device)
+    model.colorization.load_state_dict(networks["colorization"])
+    return model.eval().requires_grad_(False)
+
+
+def export_full(out: Path, config: GCPConfig, device: torch.device, *, prior_run: Path,
+                encoder_run: Path, colorization_run: Path, train_set, val_set,
+                log=print) -> dict:
+    """Write the full model and its directions to `out`; returns the training record.
+    The directions are measured on `val_set` (the validation photos)."""
+    from ..model.classifier import ImageNetClassifier
+
+    classes = photo_classes(train_set)
+    model = full_model(config, device, prior_run, encoder_run, colorization_run, classes)
+    log("discovering latent directions (PCA of G's features)")
+    candidates = discover(model, classes, count=DIRECTION_CANDIDATES)
+    x_l = rgb_to_model_input(sample_crops(val_set, MEASURE_PHOTOS).to(device))
+    measure_classes = gray_classes(ImageNetClassifier(device), x_l, config.n_classes)
+    log(f"measuring {len(candidates)} directions on {x_l.size(0)} validation photos")
+    chosen = named_directions(model, x_l, measure_classes, candidates, DIRECTION_AMOUNT,
+                              keep=DIRECTIONS_KEPT)
+    weights.save_model(model, out, as_named(chosen))
+    record = {"exported": time.strftime("%Y-%m-%d %H:%M:%S"), "config": config.name,
+              "runs": {"stage0": run_record(prior_run), "stage1": run_record(encoder_run),
+                       "stage2": run_record(colorization_run)},
+              "directions": [d.summary() for d in chosen]}
+    _write_record(out, record)
+    return record
+
+
+def export_ablation(out: Path, config: GCPConfig, device: torch.device, *,
+                    ablation_run: Path) -> dict:
+    model = ablation_model(config, device, ablation_run)
+    weights.save_model(model, out)
+    record = {"exported": time.strftime("%Y-%m-%d %H:%M:%S"), "config": model.config.name,
+              "gan_prior": False, "runs": {"ablation": run_record(ablation_run)}}
+    _write_record(out, record)
+    return record
+
+
+def _write_record(out: Path, record: dict) -> None:
+    (Path(out) / TRAINING_RECORD).write_text(json.dumps(record, indent=1) + "\n")

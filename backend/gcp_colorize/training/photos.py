@@ -1,0 +1,63 @@
+"""Training photos as the networks see them: sRGB crops -> CIELAB model ranges + class.
+
+Every stage reads the prepared training set (`gcp-colorize data prepare`) through
+`data.dataset.TrainingPhotos` (random square crops and flips at the native resolution)
+and turns a collated batch into a `PhotoBatch`. The class that conditions E and G is,
+as in the Colorizer, the classifier's top-1 on the NEUTRAL GRAY picture of the crop
+(colour must not decide a class the Colorizer will never see); the photo's own
+pseudo-label stays available.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data.dataset import TrainingPhotos
+from ..data.manifest import DEFAULT_CACHE
+from ..model.lab import lab_to_rgb, normalize_lab, rgb_to_lab
+
+
+@dataclass
+class PhotoBatch:
+    rgb: torch.Tensor     # (B, 3, R, R) sRGB in [0, 1]
+    alpha: torch.Tensor   # (B, 1, R, R) 1 where the photo is opaque (cut-outs: 0 on the fill)
+    x_l: torch.Tensor     # (B, 1, R, R) L/50 - 1
+    ab: torch.Tensor      # (B, 2, R, R) ab/110
+    label: torch.Tensor   # (B,) the photo's pseudo-label (classifier on the colour photo)
+
+    @property
+    def rgb_signed(self) -> torch.Tensor:
+        """(B, 3, R, R) in [-1, 1], the range of G's images and D's input."""
+        return self.rgb * 2 - 1
+
+
+def training_set(resolution: int, seed: int, cache: Path = DEFAULT_CACHE,
+                 split: str = "train") -> TrainingPhotos:
+    return TrainingPhotos(cache, split=split, size=resolution, seed=seed)
+
+
+def photo_batch(batch: dict, device: torch.device) -> PhotoBatch:
+    rgb = batch["rgb"].to(device)
+    x_l, ab = normalize_lab(rgb_to_lab(rgb))
+    return PhotoBatch(rgb, batch["alpha"].to(device), x_l, ab, batch["label"].to(device))
+
+
+def neutral_gray(x_l: torch.Tensor) -> torch.Tensor:
+    """x_l (B, 1, H, W) -> the sRGB picture of that L with a = b = 0, (B, 3, H, W)."""
+    lab = torch.cat([(x_l + 1) * 50, torch.zeros_like(x_l).expand(-1, 2, -1, -1)], 1)
+    return lab_to_rgb(lab)
+
+
+@torch.no_grad()
+def gray_classes(classifier, x_l: torch.Tensor, n_classes: int = 1000) -> torch.Tensor:
+    """x_l (B, 1, H, W) -> (B,) int64: the classifier's top-1 on the neutral gray picture
+    (wrapped into n_classes for test configs with fewer classes, as the Colorizer does)."""
+    return classifier.logits(neutral_gray(x_l)).argmax(dim=1).to(x_l.device) % n_classes
+
+
+def sample_crops(dataset, count: int = 8) -> torch.Tensor:
+    """The first `count` items' RGB (fixed views of the validation split), (N, 3, R, R)."""
+    return torch.stack([dataset[i]["rgb"] for i in range(min(count, len(dataset)))])

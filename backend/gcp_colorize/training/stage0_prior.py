@@ -1,0 +1,176 @@
+"""Stage 0: train the colour prior, a class-conditional BigGAN (G and D), on our photos.
+
+No pretrained BigGAN can be had here, so the project trains its own at the native
+resolution of the config. Choices for ~500 photos on 2 CPU cores:
+- hinge loss, Adam with betas (0, 0.999) and eps 1e-6, equal learning rates (BigGAN's
+  2:1 D:G step ratio is too costly here; spectral norm in both nets keeps one D step
+  per G step stable);
+- differentiable augmentation (translation + cutout) of every image D sees, real and
+  generated, so D does not memorise the few photos;
+- an EMA of G's weights (the generator that is exported), whose batch-norm statistics are
+  recomputed ("standing statistics") before use;
+- the class embedding is the frozen semantic table of `class_embedding`, and the class of
+  a crop is the classifier's top-1 on its neutral gray picture, as in the Colorizer;
+- small batches (8): on this hardware more steps beat bigger batches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..model.biggan_discriminator import BigGANDiscriminator
+from ..model.biggan_generator import BigGANGenerator
+from ..model.classifier import ImageNetClassifier
+from ..model.config import GCPConfig
+from ..model.lab import rgb_to_model_input
+from .class_embedding import install_semantic_embedding
+from .diffaugment import diff_augment
+from .ema import EMA
+from .gan_losses import hinge_d_loss, hinge_g_loss
+from .loop import same_config
+from .photos import gray_classes, photo_batch, sample_crops, training_set
+from .run_state import load_checkpoint
+from .samples import save_grid
+
+SAMPLE_SEED = 1234  # fixed z and classes of the sample pictures (own generator)
+
+
+def batch_norms(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """The BigGAN batch norms of a network (modules with `stored_mean` / `stored_var`)."""
+    return [m for m in module.modules() if hasattr(m, "stored_mean") and hasattr(m, "stored_var")]
+
+
+@torch.no_grad()
+def standing_statistics(generator: BigGANGenerator, classes: torch.Tensor, *, batches: int = 16,
+                        batch_size: int = 16, seed: int = 0) -> None:
+    """Replace G's stored batch-norm statistics by their average over `batches` random
+    batches (z ~ N(0, I), classes drawn from `classes`), computed with G's current weights.
+    Only the norms run in train mode: spectral-norm vectors are left untouched. Uses its
+    own generator, so training randomness is not consumed."""
+    rng = torch.Generator().manual_seed(seed)
+    norms = batch_norms(generator)
+    was_training = generator.training
+    generator.eval()
+    device = next(generator.parameters()).device
+    for norm in norms:
+        norm.stored_mean.zero_()
+        norm.stored_var.zero_()
+        norm.train()
+    for k in range(batches):
+        for norm in norms:
+            norm.momentum = 1.0 / (k + 1)  # cumulative average over the batches
+        z = torch.randn(batch_size, generator.config.dim_z, generator=rng).to(device)
+        pick = classes[torch.randint(len(classes), (batch_size,), generator=rng)].to(device)
+        generator(z, generator.shared(pick))
+    for norm in norms:
+        norm.momentum = 0.1
+        norm.eval()
+    generator.train(was_training)
+
+
+class GANPriorStage:
+    name = "stage0"
+
+    def __init__(self, config: GCPConfig, device: torch.device, *, seed: int,
+                 batch_size: int = 8, g_lr: float = 2e-4, d_lr: float = 2e-4,
+                 ema_decay: float = 0.999, dataset=None, sample_set=None):
+        self.config, self.device, self.batch_size = config, device, batch_size
+        self.hyper = {"g_lr": g_lr, "d_lr": d_lr, "ema_decay": ema_decay}
+        self.dataset = dataset if dataset is not None else training_set(config.resolution, seed)
+        self.sample_set = sample_set if sample_set is not None else training_set(
+            config.resolution, seed, split="val")
+        self.classifier = ImageNetClassifier(device)
+        self.generator = BigGANGenerator(config).to(device)
+        install_semantic_embedding(self.generator.shared)
+        self.discriminator = BigGANDiscriminator(config).to(device)
+        self.ema = EMA(self.generator, ema_decay)
+        trainable = [p for p in self.generator.parameters() if p.requires_grad]
+        self.g_opt = torch.optim.Adam(trainable, lr=g_lr, betas=(0.0, 0.999), eps=1e-6)
+        self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=d_lr,
+                                      betas=(0.0, 0.999), eps=1e-6)
+
+    def options(self) -> dict:
+        return {"stage": self.name, "config": self.config.to_dict(),
+                "batch_size": self.batch_size, **self.hyper}
+
+    def _fake(self, classes: torch.Tensor) -> torch.Tensor:
+        z = torch.randn(classes.size(0), self.config.dim_z, device=self.device)
+        return self.generator(z, self.generator.shared(classes))[0]
+
+    def train_step(self, batch: dict, step: int) -> dict[str, float]:
+        photos = photo_batch(batch, self.device)
+        classes = gray_classes(self.classifier, photos.x_l, self.config.n_classes)
+        self.generator.train()
+        self.discriminator.train()
+
+        # One G pass serves both updates: D learns on it detached, then G through the
+        # updated D (saves a G forward per step, a third of the step's cost).
+        fake = self._fake(classes)
+        real_logits = self.discriminator(diff_augment(photos.rgb_signed), classes)
+        fake_logits = self.discriminator(diff_augment(fake.detach()), classes)
+        d_loss = hinge_d_loss(real_logits, fake_logits)
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_opt.step()
+
+        self.discriminator.requires_grad_(False)
+        g_loss = hinge_g_loss(self.discriminator(diff_augment(fake), classes))
+        self.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.g_opt.step()
+        self.discriminator.requires_grad_(True)
+        self.ema.update(self.generator)
+        return {"d": d_loss.item(), "g": g_loss.item(),
+                "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item()}
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.state_dict(),
+                "discriminator": self.discriminator.state_dict(),
+                "ema": self.ema.state_dict(), "g_opt": self.g_opt.state_dict(),
+                "d_opt": self.d_opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.ema.load_state_dict(state["ema"])
+        self.g_opt.load_state_dict(state["g_opt"])
+        self.d_opt.load_state_dict(state["d_opt"])
+
+    @torch.no_grad()
+    def write_samples(self, path: Path) -> None:
+        """Row 1: validation photos; rows 2-4: the EMA G for their gray classes, 3 z each."""
+        rng = torch.Generator().manual_seed(SAMPLE_SEED)
+        crops = sample_crops(self.sample_set).to(self.device)
+        n = crops.size(0)
+        classes = gray_classes(self.classifier, rgb_to_model_input(crops), self.config.n_classes)
+        generator = self.ema.model
+        standing_statistics(generator, classes, batches=4, batch_size=8)
+        rows = [crops]
+        for _ in range(3):
+            z = torch.randn(n, self.config.dim_z, generator=rng).to(self.device)
+            rows.append((generator(z, generator.shared(classes))[0] + 1) / 2)
+        save_grid(rows, path)
+
+
+def load_prior(run_dir: Path, config: GCPConfig, device: torch.device,
+               classes: torch.Tensor) -> tuple[BigGANGenerator, BigGANDiscriminator, int]:
+    """The finished (or current) stage-0 networks of `run_dir`, frozen, in eval mode:
+    the EMA generator with standing statistics over `classes`, the discriminator, and the
+    step they were taken at."""
+    checkpoint = load_checkpoint(run_dir, map_location=device)
+    if checkpoint is None or checkpoint["options"].get("stage") != GANPriorStage.name:
+        raise FileNotFoundError(f"no stage-0 run in {run_dir}: run `gcp-colorize train stage0` "
+                                f"first (or pass --prior-run)")
+    if not same_config(checkpoint["options"]["config"], config):
+        raise ValueError(f"the stage-0 run in {run_dir} is for config "
+                         f"{checkpoint['options']['config']['name']!r}, not {config.name!r}")
+    generator = BigGANGenerator(config).to(device)
+    generator.load_state_dict(checkpoint["stage"]["ema"]["model"])
+    discriminator = BigGANDiscriminator(config).to(device)
+    discriminator.load_state_dict(checkpoint["stage"]["discriminator"])
+    standing_statistics(generator, classes)
+    for net in (generator, discriminator):
+        net.eval().requires_grad_(False)
+    return generator, discriminator, checkpoint["step"]

@@ -1,0 +1,219 @@
+"""Stage 2: train the correspondence and colorization networks (paper eq. 4-10), E, G and
+D frozen; with `use_prior=False`, the ablation "without GAN prior" (the colorization net
+alone, its SPADE conditions all zero) under the same losses that do not need a prior.
+
+Losses (generator side), weights in `LossWeights`:
+- adversarial: multi-scale PatchGAN with spectral norm, LSGAN, judging (L, ab);
+- perceptual: MSE of deep classifier features of output vs ground truth (the paper uses
+  VGG19 relu5_2; no VGG exists offline, EfficientNet-Lite0 stands in, see feature_losses);
+- contextual: output vs the GAN reference image G(z) (paper eq. 7), which is what makes
+  the output take the prior's colours;
+- domain alignment: the correspondence embeds the gray photo (query branch) and the same
+  photo in colour (reference branch) to the same place (L1 between the embeddings);
+- ours: smooth L1 on ab (alpha-weighted) for colour placement.
+Reason to use the prior (our addition): for a fraction `shift_probability` of the
+samples z gets the same N(0, I) shift the Colorizer uses for alternatives; those samples
+are trained with the reference-based losses only (contextual, adversarial), so the
+networks learn to follow the reference's colours rather than ignore them. Unshifted
+samples get every loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..model.classifier import ImageNetClassifier
+from ..model.config import GCPConfig
+from ..model.gcp import GCPModel
+from ..model.lab import model_output_to_rgb, rgb_to_model_input
+from .feature_losses import FeatureLosses
+from .gan_losses import lsgan_d_loss, lsgan_g_loss
+from .patch_discriminator import MultiScalePatchDiscriminator, scales_for
+from .loop import same_config
+from .photos import gray_classes, photo_batch, sample_crops, training_set
+from .run_state import load_checkpoint
+from .samples import save_grid
+from .stage0_prior import load_prior
+from .stage1_encoder import load_encoder, photo_classes
+
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Chosen so that each term starts near 1 (the classifier's stage-5 features are large:
+    their MSE starts near 30; the embeddings' L1 near 0.15)."""
+    adversarial: float = 1.0
+    perceptual: float = 0.05
+    contextual: float = 1.0
+    domain: float = 5.0
+    ab: float = 1.0
+
+
+def trained_networks(config: GCPConfig) -> tuple[str, ...]:
+    """The networks stage 2 trains: with the prior also the correspondence."""
+    return ("correspondence", "colorization") if config.gan_prior else ("colorization",)
+
+
+class ColorizationStage:
+    def __init__(self, config: GCPConfig, device: torch.device, *, seed: int, use_prior: bool = True,
+                 prior_run: Path | None = None, encoder_run: Path | None = None,
+                 batch_size: int = 8, lr: float = 1e-4, d_lr: float = 2e-4,
+                 weights: LossWeights = LossWeights(), shift_probability: float = 0.5,
+                 dataset=None, sample_set=None):
+        self.name = "stage2" if use_prior else "ablation"
+        self.config = config if use_prior else dataclasses.replace(config, gan_prior=False)
+        self.device, self.batch_size = device, batch_size
+        self.use_prior = use_prior
+        self.trained = trained_networks(self.config)
+        self.weights = weights if use_prior else LossWeights(**{**asdict(weights), "contextual": 0.0,
+                                                                "domain": 0.0})
+        self.dataset = dataset if dataset is not None else training_set(config.resolution, seed)
+        self.sample_set = sample_set if sample_set is not None else training_set(
+            config.resolution, seed, split="val")
+        self.classifier = ImageNetClassifier(device)
+        self.feature_losses = FeatureLosses(self.classifier)
+        self.model = GCPModel(self.config).to(device)
+        self.hyper = {"lr": lr, "d_lr": d_lr, "use_prior": use_prior,
+                      "shift_probability": shift_probability if use_prior else 0.0}
+        if use_prior:
+            self._load_prior(prior_run, encoder_run)
+        self.model.eval().requires_grad_(False)
+        for name in self.trained:
+            getattr(self.model, name).train().requires_grad_(True)
+        self.patch_discriminator = MultiScalePatchDiscriminator(
+            in_channels=3, scales=scales_for(config.resolution)).to(device)
+        trained = [p for name in self.trained for p in getattr(self.model, name).parameters()]
+        self.opt = torch.optim.Adam(trained, lr=lr, betas=(0.5, 0.999))
+        self.d_opt = torch.optim.Adam(self.patch_discriminator.parameters(), lr=d_lr,
+                                      betas=(0.5, 0.999))
+
+    def _load_prior(self, prior_run: Path, encoder_run: Path) -> None:
+        generator, discriminator, prior_step = load_prior(
+            prior_run, self.config, self.device, photo_classes(self.dataset))
+        encoder, encoder_options = load_encoder(encoder_run, self.config, self.device)
+        if (encoder_options["prior_run"], encoder_options["prior_step"]) != (
+                str(Path(prior_run).resolve()), prior_step):
+            raise ValueError(
+                f"the encoder in {encoder_run} was trained on the stage-0 run "
+                f"{encoder_options['prior_run']} at step {encoder_options['prior_step']}, but "
+                f"{prior_run} is at step {prior_step}: train stage1 again on this prior")
+        self.model.generator.load_state_dict(generator.state_dict())
+        self.model.discriminator_features.load_state_dict(discriminator.feature_net().state_dict())
+        self.model.encoder.load_state_dict(encoder.state_dict())
+        self.hyper.update(prior_run=encoder_options["prior_run"], prior_step=prior_step,
+                          encoder_run=str(Path(encoder_run).resolve()))
+
+    def options(self) -> dict:
+        return {"stage": self.name, "config": self.config.to_dict(), "batch_size": self.batch_size,
+                "weights": asdict(self.weights), **self.hyper}
+
+    def classes(self, x_l: torch.Tensor) -> torch.Tensor:
+        """(B,) conditioning classes (the ablation has no use for them: zeros)."""
+        if not self.use_prior:
+            return torch.zeros(x_l.size(0), dtype=torch.long, device=self.device)
+        return gray_classes(self.classifier, x_l, self.config.n_classes)
+
+    def _shifts(self, batch: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Per-sample z shifts (zero rows for unshifted samples) and the unshifted mask."""
+        shifted = torch.rand(batch, device=self.device) < self.hyper["shift_probability"]
+        if not self.use_prior:
+            return None, ~shifted
+        noise = torch.randn(batch, self.config.dim_z, device=self.device)
+        return noise * shifted[:, None], ~shifted
+
+    def train_step(self, batch: dict, step: int) -> dict[str, float]:
+        photos = photo_batch(batch, self.device)
+        z_shift, unshifted = self._shifts(photos.x_l.size(0))
+        out = self.model.run(photos.x_l, self.classes(photos.x_l), z_shift)
+        ab = out.ab_norm
+
+        real_lab = torch.cat((photos.x_l, photos.ab), 1)
+        fake_lab = torch.cat((photos.x_l, ab), 1)
+        d_loss = lsgan_d_loss(self.patch_discriminator(real_lab),
+                              self.patch_discriminator(fake_lab.detach()))
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_opt.step()
+
+        w = self.weights
+        self.patch_discriminator.requires_grad_(False)
+        losses = {"adversarial": lsgan_g_loss(self.patch_discriminator(fake_lab))}
+        self.patch_discriminator.requires_grad_(True)
+        out_features = self.feature_losses.features(model_output_to_rgb(photos.x_l, ab))
+        if unshifted.any():
+            with torch.no_grad():
+                gt_features = self.feature_losses.features(photos.rgb[unshifted])
+            losses["perceptual"] = self.feature_losses.perceptual(
+                [f[unshifted] for f in out_features], gt_features)
+            weight = photos.alpha[unshifted]
+            ab_error = F.smooth_l1_loss(ab[unshifted], photos.ab[unshifted], reduction="none",
+                                        beta=0.05)
+            losses["ab"] = (ab_error * weight).sum() / (2 * weight.sum()).clamp(min=1.0)
+        if self.use_prior:
+            with torch.no_grad():
+                ref_features = self.feature_losses.features((out.reference + 1) / 2)
+            losses["contextual"] = self.feature_losses.contextual(out_features, ref_features)
+            losses["domain"] = self._domain_alignment(photos)
+        total = sum(getattr(w, k) * v for k, v in losses.items())
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        return {"d": d_loss.item(), "total": total.item(), **{k: v.item() for k, v in losses.items()}}
+
+    def _domain_alignment(self, photos) -> torch.Tensor:
+        """L1 between the query embedding of the gray photo and the reference embedding of
+        the same photo in colour (paper eq. 4)."""
+        with torch.no_grad():
+            query = self.model.discriminator_features(photos.x_l)
+            colour = self.model.discriminator_features(photos.rgb_signed)
+        theta, phi = self.model.correspondence(query, colour)
+        return F.l1_loss(theta, phi)
+
+    def state_dict(self) -> dict:
+        return {**{name: getattr(self.model, name).state_dict() for name in self.trained},
+                "patch_discriminator": self.patch_discriminator.state_dict(),
+                "opt": self.opt.state_dict(), "d_opt": self.d_opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.trained:
+            getattr(self.model, name).load_state_dict(state[name])
+        self.patch_discriminator.load_state_dict(state["patch_discriminator"])
+        self.opt.load_state_dict(state["opt"])
+        self.d_opt.load_state_dict(state["d_opt"])
+
+    @torch.no_grad()
+    def write_samples(self, path: Path) -> None:
+        """Rows: gray input, colorized, (with the prior: 2 alternatives from shifted z and
+        the main result's reference), ground truth."""
+        crops = sample_crops(self.sample_set).to(self.device)
+        x_l = rgb_to_model_input(crops)
+        classes = self.classes(x_l)
+        rng = torch.Generator().manual_seed(0)
+        rows = [model_output_to_rgb(x_l, torch.zeros_like(x_l).expand(-1, 2, -1, -1))]
+        shifts = [None] + ([torch.randn(self.config.dim_z, generator=rng).to(self.device)
+                            for _ in range(2)] if self.use_prior else [])
+        outputs = [self.model.run(x_l, classes, shift) for shift in shifts]
+        rows += [model_output_to_rgb(x_l, out.ab_norm) for out in outputs]
+        if self.use_prior:
+            rows.append((outputs[0].reference + 1) / 2)
+        rows.append(crops)
+        save_grid(rows, path)
+
+
+def load_colorization(run_dir: Path, stage_name: str, config: GCPConfig,
+                      device: torch.device) -> tuple[dict[str, dict], dict]:
+    """The trained networks' state dicts of a stage-2 or ablation run, and its options."""
+    checkpoint = load_checkpoint(run_dir, map_location=device)
+    if checkpoint is None or checkpoint["options"].get("stage") != stage_name:
+        raise FileNotFoundError(f"no {stage_name} run in {run_dir}: run "
+                                f"`gcp-colorize train {stage_name}` first")
+    if not same_config(checkpoint["options"]["config"], config):
+        raise ValueError(f"the {stage_name} run in {run_dir} is for config "
+                         f"{checkpoint['options']['config']['name']!r}, not {config.name!r}")
+    return ({name: checkpoint["stage"][name] for name in trained_networks(config)},
+            checkpoint["options"])

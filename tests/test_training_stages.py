@@ -1,0 +1,165 @@
+"""The training stages end to end on a tiny 64-px config and synthetic photos: every stage
+trains and resumes exactly, the chain of runs is checked, and the export is a weights
+directory that the weights store loads (full model with named directions; ablation)."""
+
+import json
+
+import pytest
+import torch
+
+from gcp_colorize import weights
+from gcp_colorize.model.config import GCPConfig
+from gcp_colorize.training import run_state
+from gcp_colorize.training.class_embedding import semantic_class_table
+from gcp_colorize.training.export import TRAINING_RECORD, export_ablation, export_full
+from gcp_colorize.training.loop import Budget, train
+from gcp_colorize.training.stage0_prior import GANPriorStage, load_prior
+from gcp_colorize.training.stage1_encoder import EncoderStage
+from gcp_colorize.training.stage2_colorization import ColorizationStage
+
+pytestmark = pytest.mark.slow  # a few real (tiny) networks per stage: about a minute
+
+CONFIG = GCPConfig(name="test64", resolution=64, n_classes=10, dim_z=120, shared_dim=16,
+                   g_ch=2, d_ch=4, e_ch=4, attention_resolution=16, corr_nonlocal_nc=8,
+                   color_ngf=4, color_res_blocks=1)
+CPU = torch.device("cpu")
+
+
+class SyntheticPhotos:
+    """Smooth random colour images with the TrainingPhotos item contract."""
+
+    def __init__(self, n=6, size=64, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        coarse = torch.rand(n, 3, 4, 4, generator=g)
+        self.images = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
+        self.labels = [i % CONFIG.n_classes for i in range(n)]
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.images)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __getitem__(self, i):
+        image = self.images[i]
+        if (self.epoch + i) % 2:
+            image = image.flip(-1)
+        return {"rgb": image, "alpha": torch.ones(1, *image.shape[1:]), "label": self.labels[i],
+                "index": i}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two steps of every stage, chained as the command line chains them."""
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("runs")
+    data = {"dataset": SyntheticPhotos(), "sample_set": SyntheticPhotos(n=3, seed=1)}
+    run_state.seed_everything(0)
+    train(GANPriorStage(CONFIG, CPU, seed=0, batch_size=2, **data), root / "stage0",
+          Budget(steps=2), seed=0)
+    run_state.seed_everything(0)
+    train(EncoderStage(CONFIG, CPU, seed=0, batch_size=2, prior_run=root / "stage0", **data),
+          root / "stage1", Budget(steps=2), seed=0)
+    run_state.seed_everything(0)
+    train(ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, prior_run=root / "stage0",
+                            encoder_run=root / "stage1", **data), root / "stage2",
+          Budget(steps=2), seed=0)
+    run_state.seed_everything(0)
+    train(ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, use_prior=False, **data),
+          root / "ablation", Budget(steps=2), seed=0)
+    return root, data
+
+
+def test_every_stage_writes_a_checkpoint_samples_and_a_log(runs):
+    root, _ = runs
+    for stage in ("stage0", "stage1", "stage2", "ablation"):
+        state = run_state.load_checkpoint(root / stage)
+        assert state["step"] == 2 and state["options"]["stage"] == stage
+        assert list((root / stage / "samples").glob("*.png"))
+        assert "budget spent" in (root / stage / "train.log").read_text()
+
+
+def test_stage0_prior_is_frozen_with_a_semantic_class_embedding(runs):
+    root, data = runs
+    generator, discriminator, step = load_prior(root / "stage0", CONFIG, CPU,
+                                                torch.tensor(data["dataset"].labels))
+    assert step == 2
+    assert not any(p.requires_grad for p in generator.parameters())
+    assert not generator.training and not discriminator.training
+    # the classifier's class weights, projected: frozen through training
+    assert torch.equal(generator.shared.weight, semantic_class_table(16, CONFIG.n_classes))
+
+
+def test_stage2_resumes_exactly(runs, tmp_path):
+    root, data = runs
+
+    def stage():
+        return ColorizationStage(CONFIG, CPU, seed=3, batch_size=2, prior_run=root / "stage0",
+                                 encoder_run=root / "stage1", **data)
+
+    run_state.seed_everything(3)
+    straight = stage()
+    train(straight, tmp_path / "a", Budget(steps=3), seed=3)
+    run_state.seed_everything(3)
+    train(stage(), tmp_path / "b", Budget(steps=1), seed=3)
+    run_state.seed_everything(99)
+    resumed = stage()
+    train(resumed, tmp_path / "b", Budget(steps=3), seed=3)
+    for name in ("correspondence", "colorization"):
+        a = getattr(straight.model, name).state_dict()
+        b = getattr(resumed.model, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_stage2_refuses_an_encoder_trained_on_another_prior(runs, tmp_path):
+    root, data = runs
+    run_state.seed_everything(0)
+    train(GANPriorStage(CONFIG, CPU, seed=0, batch_size=2, **data), tmp_path / "other0",
+          Budget(steps=1), seed=0)
+    with pytest.raises(ValueError, match="train stage1 again"):
+        ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, prior_run=tmp_path / "other0",
+                          encoder_run=root / "stage1", **data)
+
+
+def test_a_missing_prior_run_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train stage0"):
+        EncoderStage(CONFIG, CPU, seed=0, prior_run=tmp_path / "none",
+                     dataset=SyntheticPhotos(), sample_set=SyntheticPhotos(n=2))
+
+
+def test_export_writes_a_loadable_weights_directory_with_named_directions(runs, tmp_path):
+    root, data = runs
+    out = tmp_path / "weights"
+    record = export_full(out, CONFIG, CPU, prior_run=root / "stage0", encoder_run=root / "stage1",
+                         colorization_run=root / "stage2", train_set=data["dataset"],
+                         val_set=data["sample_set"], log=lambda message: None)
+    loaded = weights.load(str(out), device="cpu")
+    assert loaded.config == CONFIG
+    names = loaded.directions.names
+    assert 1 <= len(names) <= 4 and len(set(names)) == len(names)
+    assert all(any(q in n for q in ("saturation", "warmth", "tint")) for n in names)
+    norms = loaded.directions.vectors.norm(dim=1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+    on_disk = json.loads((out / TRAINING_RECORD).read_text())
+    assert on_disk["runs"]["stage2"]["step"] == 2 == record["runs"]["stage0"]["step"]
+    assert [d["name"] for d in on_disk["directions"]] == names
+    x_l = torch.zeros(1, 1, 64, 64)
+    ab = loaded.model(x_l, torch.tensor([3]))
+    assert ab.shape == (1, 2, 64, 64) and torch.isfinite(ab).all()
+
+
+def test_ablation_export_holds_only_the_colorization_net(runs, tmp_path):
+    root, _ = runs
+    out = tmp_path / "ablation"
+    export_ablation(out, CONFIG, CPU, ablation_run=root / "ablation")
+    assert sorted(p.name for p in out.glob("*.safetensors")) == ["colorization.safetensors"]
+    loaded = weights.load(str(out), device="cpu")
+    assert loaded.config.gan_prior is False and loaded.directions is None
+    x_l = torch.rand(2, 1, 64, 64) * 2 - 1
+    shift = torch.randn(120)
+    # without the prior the class and z shifts change nothing
+    same = loaded.model(x_l, torch.tensor([1, 2]))
+    assert torch.equal(same, loaded.model(x_l, torch.tensor([5, 7]), shift))
+    with pytest.raises(FileNotFoundError, match="no ablation run"):
+        export_ablation(tmp_path / "x", CONFIG, CPU, ablation_run=root / "stage2")
