@@ -196,7 +196,7 @@ class GcpColorize(Gimp.PlugIn):
         procedure.set_attribution("GCP Colorize", "GCP Colorize", "2026")
         procedure.add_int_argument("alternatives", "_Alternatives", "Alternative colourings besides the main one",
                                    0, MAX_ALTERNATIVES, 3, READWRITE)
-        procedure.add_int_argument("seed", "_Seed", "Random seed (-1: a new one each run; names carry the seed)",
+        procedure.add_int_argument("seed", "_Seed (-1: new each run)", "Random seed (-1: a new one each run; names carry the seed)",
                                    -1, hostcore.MAX_SEED, -1, READWRITE)
         procedure.add_string_argument("class-choice", "_Class",
                                       "ImageNet class guiding the colours: auto, an index (0-999) or a name",
