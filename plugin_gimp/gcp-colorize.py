@@ -133,7 +133,7 @@ def connect():
     except ClientError:
         pass  # not running, or a stale connection file: start it
     Gimp.progress_set_text(f"{TITLE}: starting the backend (the first start loads the model)")
-    return Client.connect_or_start(hostcore.backend_command(PLUGIN_DIR))
+    return Client.connect_or_start(hostcore.backend_command(PLUGIN_DIR), env=hostcore.backend_environment(os.environ))
 
 
 def show_progress(stage, fraction):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from gcp_colorize.core.hostcore import (BACKEND_COMMAND_FILE, HostError, PixelFormat, backend_command,
-                                        gimp_pixel_format, tight_rows)
+                                        backend_environment, gimp_pixel_format, tight_rows)
 from gcp_colorize.core.protocol import PixelImage
 
 # Every Gimp.Precision of GIMP 3.0 (value names as GObject reports them).
@@ -57,3 +57,8 @@ def test_a_missing_or_broken_backend_command_says_how_to_fix_it(tmp_path, conten
     with pytest.raises(HostError, match=words) as info:
         backend_command(tmp_path)
     assert "gcp-colorize install-plugin" in str(info.value)
+
+
+def test_the_backend_starts_without_the_hosts_python_paths():
+    host = {"PATH": "/usr/bin", "HOME": "/home/a", "PYTHONPATH": "/opt/gimp/lib/python", "PYTHONHOME": "/opt/gimp"}
+    assert backend_environment(host) == {"PATH": "/usr/bin", "HOME": "/home/a"}

@@ -19,7 +19,7 @@ from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 from . import layer_io, settings_store
 from .core.client import (Accepted, BackendNotRunning, Client, ClientError, Error, ErrorCode, Progress,
                           Result)
-from .core.hostcore import DEFAULT_MAX_PIXELS, HostError, backend_command
+from .core.hostcore import DEFAULT_MAX_PIXELS, HostError, backend_command, backend_environment
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 START_TIMEOUT_S = 300.0  # loading the official weights on a slow CPU takes a while
@@ -267,8 +267,7 @@ def _connect(start: bool) -> Client:
             raise ClientError(str(no_command), "not_running") from None
     # Krita puts its own Python folders (with this plugin, also named gcp_colorize) on
     # PYTHONPATH; the backend's interpreter must not see them.
-    env = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "PYTHONHOME")}
-    return Client.connect_or_start(command, start_timeout=START_TIMEOUT_S, env=env)
+    return Client.connect_or_start(command, start_timeout=START_TIMEOUT_S, env=backend_environment(os.environ))
 
 
 _session: Session | None = None

@@ -296,3 +296,10 @@ def backend_command(plugin_dir: str | Path) -> list[str]:
     if not isinstance(command, list) or not command or not all(isinstance(part, str) for part in command):
         raise HostError(f"{path} does not hold a command (a list of strings); {fix}.")
     return command
+
+
+def backend_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The environment to start the backend with: the host's, less the variables that
+    point a Python at the host's own modules (Krita, and GIMP's bundled Pythons, set them),
+    which would shadow the backend's installation."""
+    return {name: value for name, value in environ.items() if name not in ("PYTHONPATH", "PYTHONHOME")}
