@@ -79,3 +79,16 @@ def test_diff_augment_passes_gradients_and_checks_its_input():
     assert x.grad is not None and x.grad.abs().sum() > 0
     with pytest.raises(ValueError):
         diff_augment(torch.rand(3, 8, 8))
+
+
+def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():
+    torch.manual_seed(0)
+    z_a, z_b = torch.randn(4, 120), torch.randn(4, 120)
+    same = torch.rand(4, 3, 16, 16)
+    different = torch.rand(4, 3, 16, 16)
+    collapsed = gan_losses.mode_seeking_loss(same, same + 1e-3, z_a, z_b)
+    diverse = gan_losses.mode_seeking_loss(same, different, z_a, z_b)
+    assert collapsed.item() > 100 * diverse.item()
+    images = same.clone().requires_grad_(True)
+    gan_losses.mode_seeking_loss(images, different, z_a, z_b).backward()
+    assert images.grad.abs().sum() > 0

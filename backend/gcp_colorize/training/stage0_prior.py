@@ -11,6 +11,9 @@ resolution of the config. Choices for ~500 photos on 2 CPU cores:
   recomputed ("standing statistics") before use;
 - the class embedding is the frozen semantic table of `class_embedding`, and the class of
   a crop is the classifier's top-1 on its neutral gray picture, as in the Colorizer;
+- a mode-seeking term (MSGAN) on pairs of samples of one class: early, few-step GAN
+  training tends to ignore z, and the Colorizer's alternatives exist only if G's colours
+  move with z;
 - small batches (8): on this hardware more steps beat bigger batches.
 """
 
@@ -28,7 +31,7 @@ from ..model.lab import rgb_to_model_input
 from .class_embedding import install_semantic_embedding
 from .diffaugment import diff_augment
 from .ema import EMA
-from .gan_losses import hinge_d_loss, hinge_g_loss
+from .gan_losses import hinge_d_loss, hinge_g_loss, mode_seeking_loss
 from .loop import same_config
 from .photos import gray_classes, photo_batch, sample_crops, training_set
 from .run_state import load_checkpoint
@@ -75,9 +78,13 @@ class GANPriorStage:
 
     def __init__(self, config: GCPConfig, device: torch.device, *, seed: int,
                  batch_size: int = 8, g_lr: float = 2e-4, d_lr: float = 2e-4,
-                 ema_decay: float = 0.999, dataset=None, sample_set=None):
+                 ema_decay: float = 0.999, mode_seeking: float = 0.1, dataset=None,
+                 sample_set=None):
         self.config, self.device, self.batch_size = config, device, batch_size
-        self.hyper = {"g_lr": g_lr, "d_lr": d_lr, "ema_decay": ema_decay}
+        if batch_size < 2:
+            raise ValueError("stage 0 needs a batch of at least 2 (mode-seeking pairs)")
+        self.hyper = {"g_lr": g_lr, "d_lr": d_lr, "ema_decay": ema_decay,
+                      "mode_seeking": mode_seeking}
         self.dataset = dataset if dataset is not None else training_set(config.resolution, seed)
         self.sample_set = sample_set if sample_set is not None else training_set(
             config.resolution, seed, split="val")
@@ -95,9 +102,14 @@ class GANPriorStage:
         return {"stage": self.name, "config": self.config.to_dict(),
                 "batch_size": self.batch_size, **self.hyper}
 
-    def _fake(self, classes: torch.Tensor) -> torch.Tensor:
-        z = torch.randn(classes.size(0), self.config.dim_z, device=self.device)
-        return self.generator(z, self.generator.shared(classes))[0]
+    def _paired_fakes(self, classes: torch.Tensor):
+        """G images for the first half of `classes`, twice with independent z (the
+        mode-seeking pairs): classes (B,) -> images (B', 3, R, R), their classes and z,
+        B' = 2 * (B // 2)."""
+        half = classes[:classes.size(0) // 2]
+        paired = torch.cat((half, half))
+        z = torch.randn(paired.size(0), self.config.dim_z, device=self.device)
+        return self.generator(z, self.generator.shared(paired))[0], paired, z
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         photos = photo_batch(batch, self.device)
@@ -107,22 +119,25 @@ class GANPriorStage:
 
         # One G pass serves both updates: D learns on it detached, then G through the
         # updated D (saves a G forward per step, a third of the step's cost).
-        fake = self._fake(classes)
+        fake, fake_classes, z = self._paired_fakes(classes)
         real_logits = self.discriminator(diff_augment(photos.rgb_signed), classes)
-        fake_logits = self.discriminator(diff_augment(fake.detach()), classes)
+        fake_logits = self.discriminator(diff_augment(fake.detach()), fake_classes)
         d_loss = hinge_d_loss(real_logits, fake_logits)
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
 
         self.discriminator.requires_grad_(False)
-        g_loss = hinge_g_loss(self.discriminator(diff_augment(fake), classes))
+        g_loss = hinge_g_loss(self.discriminator(diff_augment(fake), fake_classes))
+        a, b = fake.chunk(2)
+        z_a, z_b = z.chunk(2)
+        mode_seeking = mode_seeking_loss(a, b, z_a, z_b)
         self.g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
+        (g_loss + self.hyper["mode_seeking"] * mode_seeking).backward()
         self.g_opt.step()
         self.discriminator.requires_grad_(True)
         self.ema.update(self.generator)
-        return {"d": d_loss.item(), "g": g_loss.item(),
+        return {"d": d_loss.item(), "g": g_loss.item(), "mode_seeking": mode_seeking.item(),
                 "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item()}
 
     def state_dict(self) -> dict:

@@ -62,7 +62,7 @@ def trained_networks(config: GCPConfig) -> tuple[str, ...]:
 class ColorizationStage:
     def __init__(self, config: GCPConfig, device: torch.device, *, seed: int, use_prior: bool = True,
                  prior_run: Path | None = None, encoder_run: Path | None = None,
-                 batch_size: int = 8, lr: float = 1e-4, d_lr: float = 2e-4,
+                 batch_size: int = 4, lr: float = 1e-4, d_lr: float = 2e-4,
                  weights: LossWeights = LossWeights(), shift_probability: float = 0.5,
                  dataset=None, sample_set=None):
         self.name = "stage2" if use_prior else "ablation"
