@@ -88,7 +88,7 @@ def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():
     different = torch.rand(4, 3, 16, 16)
     collapsed = gan_losses.mode_seeking_loss(same, same + 1e-3, z_a, z_b)
     diverse = gan_losses.mode_seeking_loss(same, different, z_a, z_b)
-    assert collapsed.item() > 100 * diverse.item()
+    assert collapsed.item() > 20 * diverse.item()
     images = same.clone().requires_grad_(True)
     gan_losses.mode_seeking_loss(images, different, z_a, z_b).backward()
     assert images.grad.abs().sum() > 0
