@@ -21,8 +21,9 @@ PHOTO_SIZE = (80, 56)
 
 
 @pytest.fixture(scope="module")
-def krita_run(tiny_backend, tmp_path_factory):
-    require_krita()
+def krita_run(request, tmp_path_factory):
+    require_krita()  # before starting a backend for nothing
+    tiny_backend = request.getfixturevalue("tiny_backend")
     root = tmp_path_factory.mktemp("krita-api")
     home = make_home(root / "home", Path(tiny_backend.env["XDG_RUNTIME_DIR"]))
     install_plugin(home)

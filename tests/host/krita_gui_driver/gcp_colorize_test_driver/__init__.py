@@ -274,6 +274,23 @@ def scenarios():
         (Path(SETTINGS["work"]) / "selection-projection.raw").write_bytes(projection)
         record["projection_file"] = "selection-projection.raw"
 
+    if "timing" in wanted:  # the action, repeatedly, on the photo layer (benchmarks/bench_krita_plugin.py)
+        runs = RESULT["scenarios"]["timing"] = []
+        for _ in range(SETTINGS["repeats"]):
+            doc.setActiveNode(photo)
+            yield Wait(0.3)
+            groups_before = len([n for n in doc.rootNode().childNodes() if n.type() == "grouplayer"])
+            record = {}
+            started = time.monotonic()
+            app.action("gcp_colorize_layer").trigger()
+            yield Wait(until=lambda: len([n for n in doc.rootNode().childNodes()
+                                          if n.type() == "grouplayer"]) > groups_before or not session.busy,
+                       what="the timed colorization")
+            record["driver_trigger_to_group_s"] = time.monotonic() - started
+            yield Wait(until=lambda: not session.busy, what="the session to finish")
+            record.update(session_state(session))
+            runs.append(record)
+
     if SETTINGS.get("screenshots"):
         yield Wait(0.5)
         out = Path(SETTINGS["screenshots"])
