@@ -190,3 +190,12 @@ def test_ema_follows_the_weights_and_ramps_up():
     assert torch.allclose(ema.model.weight, net.weight - 2 / 11, atol=1e-6)
     with pytest.raises(ValueError):
         EMA(net, decay=1.0)
+
+
+def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path):
+    from gcp_colorize.training.loop import RunLock
+    tmp_path.mkdir(exist_ok=True)
+    with RunLock(tmp_path):
+        with pytest.raises(RuntimeError, match="another process"):
+            train(build_stage(0), tmp_path, Budget(steps=1), seed=0)
+    assert train(build_stage(0), tmp_path, Budget(steps=1), seed=0) == 1

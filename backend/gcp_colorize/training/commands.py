@@ -106,7 +106,7 @@ def run_stage(args: argparse.Namespace) -> int:
         stage = build_stage(args, config, device)
         train(stage, args.run_dir.expanduser(), budget, seed=args.seed,
               checkpoint_every_s=60 * args.checkpoint_minutes)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"train {args.stage}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -11,7 +11,9 @@ the run; a larger budget extends it.
 
 from __future__ import annotations
 
+import fcntl
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -117,6 +119,35 @@ def load_items(dataset, items: list[tuple[int, int]]) -> list[dict]:
     return samples
 
 
+class RunLock:
+    """An exclusive lock on a run directory: two processes training one run would
+    overwrite each other's checkpoints. Released when the process ends, however it ends."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "lock"
+        self._file = None
+
+    def __enter__(self):
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            owner = self._file.read().strip() or "?"
+            self._file.close()
+            raise RuntimeError(f"{self.path.parent} is being trained by another process "
+                               f"(pid {owner}); stop it first") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+
+
 def train(stage: Stage, run_dir: Path, budget: Budget, *, seed: int,
           checkpoint_every_s: float = 600.0, samples_every_s: float = 1800.0,
           log_every: int = 50) -> int:
@@ -126,6 +157,12 @@ def train(stage: Stage, run_dir: Path, budget: Budget, *, seed: int,
     deterministic; a resumed run restores them from the checkpoint. Returns the step reached.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir):
+        return _train(stage, run_dir, budget, seed, checkpoint_every_s, samples_every_s, log_every)
+
+
+def _train(stage: Stage, run_dir: Path, budget: Budget, seed: int, checkpoint_every_s: float,
+           samples_every_s: float, log_every: int) -> int:
     progress = Progress(stage.name, run_dir / "train.log", log_every=log_every)
     order = BatchOrder(len(stage.dataset), stage.batch_size, seed)
     step, seconds = 0, 0.0

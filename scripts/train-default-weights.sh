@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Trains the project's own GCP weights from scratch, or resumes wherever the runs stopped
+# (every stage checkpoints; rerunning this script continues exactly): stage 0 (BigGAN
+# prior) -> stage 1 (encoder) -> stage 2 (correspondence + colorization) beside the
+# no-prior ablation with the same time budget, then exports both weights sets and
+# evaluates them on the development photos. Budgets in training hours (env overrides);
+# the defaults are the ones recorded in weights/default/MODEL_CARD.md. Run state lives in
+# ~/.cache/gcp-colorize/train/<stage>; needs `gcp-colorize data prepare` first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+gcp=".venv/bin/gcp-colorize"
+out="${OUT:-out/trained}"
+"$gcp" train stage0 --hours "${STAGE0_HOURS:-3.5}" --threads "${THREADS:-1}"
+"$gcp" train stage1 --hours "${STAGE1_HOURS:-1}" --threads "${THREADS:-1}"
+# One thread each: on a shared 2-core machine two single-thread runs beat one of two.
+"$gcp" train stage2 --hours "${STAGE2_HOURS:-3}" --threads 1 &
+stage2=$!
+"$gcp" train ablation --hours "${STAGE2_HOURS:-3}" --threads 1
+wait "$stage2"
+"$gcp" train export --out "$out/full"
+"$gcp" train export --ablation --out "$out/ablation"
+"$gcp" eval --dev-set --weights "$out/full" --baseline "$out/ablation" -o "$out/eval"
