@@ -27,7 +27,7 @@ sudo_cmd=""
 mirror="$(
     cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
         2>/dev/null \
-    | grep -Eo '(https?|file)://[^ ]*/debian/?( |$)' | sed -E 's#/? *$##' | head -n 1 || true
+    | grep -Ev '^[[:space:]]*#' | grep -Eo '(https?|file)://[^ ]*/debian/?( |$)' | sed -E 's#/? *$##' | head -n 1 || true
 )"
 if [ -z "$mirror" ]; then
     echo "build-gimp-root: no Debian archive URI (ending in /debian) in /etc/apt/sources*" >&2
