@@ -92,3 +92,22 @@ def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():
     images = same.clone().requires_grad_(True)
     gan_losses.mode_seeking_loss(images, different, z_a, z_b).backward()
     assert images.grad.abs().sum() > 0
+
+
+def test_palette_loss_compares_colour_distributions_not_places():
+    from gcp_colorize.training.colour_losses import palette_loss
+    torch.manual_seed(0)
+    target = torch.rand(2, 2, 16, 16) - 0.5
+    shuffled = target.flatten(2)[:, :, torch.randperm(256)].view_as(target)
+    assert palette_loss(shuffled, target).item() < 1e-6
+    sepia = 0.2 * target
+    assert palette_loss(sepia, target).item() > 0.05
+    ab = sepia.clone().requires_grad_(True)
+    opt = torch.optim.SGD([ab], lr=5.0)
+    for _ in range(50):
+        opt.zero_grad()
+        palette_loss(ab, target).backward()
+        opt.step()
+    assert ab.detach().norm(dim=1).mean() > 2 * sepia.norm(dim=1).mean()  # more colourful
+    with pytest.raises(ValueError):
+        palette_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4))

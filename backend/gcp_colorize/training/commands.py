@@ -51,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if stage in ("stage1", "stage2"):
             p.add_argument("--prior-run", type=Path, default=default_run_dir("stage0"),
                            help="the stage-0 run directory")
+        if stage in ("stage2", "ablation"):
+            p.add_argument("--loss-weight", action="append", default=[], metavar="NAME=VALUE",
+                           help="override a loss weight (adversarial, perceptual, contextual, "
+                                "domain, ab, palette); repeatable")
         if stage == "stage2":
             p.add_argument("--encoder-run", type=Path, default=default_run_dir("stage1"),
                            help="the stage-1 run directory")
@@ -150,9 +154,11 @@ def build_stage(args: argparse.Namespace, config, device):
         from .stage1_encoder import EncoderStage
         return EncoderStage(config, device, seed=args.seed, prior_run=args.prior_run.expanduser(),
                             **batch)
-    from .stage2_colorization import ColorizationStage
+    from .stage2_colorization import ColorizationStage, loss_weights
+    weights = loss_weights(args.loss_weight)
     if args.stage == "stage2":
-        return ColorizationStage(config, device, seed=args.seed, **batch,
+        return ColorizationStage(config, device, seed=args.seed, **batch, weights=weights,
                                  prior_run=args.prior_run.expanduser(),
                                  encoder_run=args.encoder_run.expanduser())
-    return ColorizationStage(config, device, seed=args.seed, use_prior=False, **batch)
+    return ColorizationStage(config, device, seed=args.seed, use_prior=False, **batch,
+                             weights=weights)

@@ -10,7 +10,8 @@ Losses (generator side), weights in `LossWeights`:
   the output take the prior's colours;
 - domain alignment: the correspondence embeds the gray photo (query branch) and the same
   photo in colour (reference branch) to the same place (L1 between the embeddings);
-- ours: smooth L1 on ab (alpha-weighted) for colour placement.
+- ours: smooth L1 on ab (alpha-weighted) for colour placement; the palette loss
+  (`colour_losses`) towards the ground truth's colours, or the reference's for a shifted z.
 Reason to use the prior (our addition): for a fraction `shift_probability` of the
 samples z gets the same N(0, I) shift the Colorizer uses for alternatives; those samples
 are trained with the reference-based losses only (contextual, adversarial), so the
@@ -30,7 +31,8 @@ import torch.nn.functional as F
 from ..model.classifier import ImageNetClassifier
 from ..model.config import GCPConfig
 from ..model.gcp import GCPModel
-from ..model.lab import model_output_to_rgb, rgb_to_model_input
+from ..model.lab import model_output_to_rgb, normalize_lab, rgb_to_lab, rgb_to_model_input
+from .colour_losses import palette_loss
 from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
 from .patch_discriminator import MultiScalePatchDiscriminator, scales_for
@@ -52,6 +54,22 @@ class LossWeights:
     contextual: float = 1.0
     domain: float = 5.0
     ab: float = 1.0
+    palette: float = 0.0
+
+
+def loss_weights(overrides: list[str]) -> LossWeights:
+    """LossWeights with "name=value" overrides (the command line's --loss-weight)."""
+    values = {}
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name not in LossWeights.__dataclass_fields__:
+            raise ValueError(f"unknown loss {name!r}; known: "
+                             f"{', '.join(LossWeights.__dataclass_fields__)}")
+        try:
+            values[name] = float(value)
+        except ValueError:
+            raise ValueError(f"loss weight {item!r} is not NAME=NUMBER") from None
+    return LossWeights(**values)
 
 
 def trained_networks(config: GCPConfig) -> tuple[str, ...]:
@@ -154,6 +172,13 @@ class ColorizationStage:
             ab_error = F.smooth_l1_loss(ab[unshifted], photos.ab[unshifted], reduction="none",
                                         beta=0.05)
             losses["ab"] = (ab_error * weight).sum() / (2 * weight.sum()).clamp(min=1.0)
+        if w.palette:
+            target = photos.ab
+            if self.use_prior:
+                with torch.no_grad():
+                    reference_ab = normalize_lab(rgb_to_lab((out.reference + 1) / 2))[1]
+                target = torch.where(unshifted[:, None, None, None], photos.ab, reference_ab)
+            losses["palette"] = palette_loss(ab, target)
         if self.use_prior:
             with torch.no_grad():
                 ref_features = self.feature_losses.features((out.reference + 1) / 2)
