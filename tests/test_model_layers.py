@@ -73,3 +73,22 @@ def test_gblock_and_dblock_train_with_autograd():
     out.sum().backward()
     grads = [p.grad for m in (g, d, attention) for p in m.parameters()]
     assert all(grad is not None for grad in grads)
+
+
+def test_pooled_kernel_is_pool_after_convolution_also_for_odd_sizes():
+    torch.manual_seed(5)
+    weight = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    kernel = layers.pooled_conv3x3_kernel(weight)
+    for size in ((8, 6), (7, 9)):
+        x = torch.randn(2, 3, *size, dtype=torch.float64)
+        expected = F.avg_pool2d(F.conv2d(x, weight, padding=1), 2)
+        assert torch.allclose(F.conv2d(x, kernel, stride=2, padding=1), expected, atol=1e-12)
+
+
+def test_eval_cache_of_the_normalized_weight_is_dropped_in_train_mode():
+    conv = layers.SNConv2d(3, 4).eval()
+    with torch.no_grad():
+        conv(torch.randn(1, 3, 4, 4))
+    assert conv._normalized_cache is not None
+    conv.train()(torch.randn(1, 3, 4, 4))
+    assert conv._normalized_cache is None

@@ -12,25 +12,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import winograd
+
 
 class SpectralNorm:
     """Mixin: `normalized_weight()` = weight / sigma, sigma from one power-iteration step.
 
     The module must have `weight`; the mixin adds buffers `u0` (1, out) and `sv0` (1,).
     Train mode writes the new u into `u0` and sigma into `sv0` (BigGAN); eval mode reads
-    only `u0`. Eval mode also caches sigma while weight and `u0` are unchanged (it is a
-    pure function of them), unless gradients to the weight are being recorded (and for
-    inference-mode tensors, which have no version counter).
+    only `u0`. Eval mode also caches the normalised weight while weight and `u0` are
+    unchanged (it is a pure function of them; recomputing it was ~10% of G's time), unless
+    gradients to the weight are being recorded (and for inference-mode tensors, which
+    have no version counter). The cache costs one extra copy of the weight.
     """
 
     def _init_spectral_norm(self, num_outputs: int, eps: float):
         self.sn_eps = eps
         self.register_buffer("u0", torch.randn(1, num_outputs))
         self.register_buffer("sv0", torch.ones(1))
-        self._sigma_cache = None
+        self._normalized_cache = None
 
     def _weight_matrix(self) -> torch.Tensor:
-        return self.weight.view(self.weight.size(0), -1)
+        return self.weight.reshape(self.weight.size(0), -1)  # copies a channels-last kernel
 
     def power_iteration(self) -> tuple[torch.Tensor, torch.Tensor]:
         w = self._weight_matrix()
@@ -52,13 +55,14 @@ class SpectralNorm:
     def normalized_weight(self) -> torch.Tensor:
         recording = torch.is_grad_enabled() and self.weight.requires_grad
         if self.training or recording or self.weight.is_inference():
+            self._normalized_cache = None  # stale once training moves the weight
             return self.weight / self.sigma()
         key = (self.weight.data_ptr(), self.weight._version, self.u0.data_ptr(),
                self.u0._version, self.weight.dtype, self.weight.device)
-        if self._sigma_cache is None or self._sigma_cache[0] != key:
+        if self._normalized_cache is None or self._normalized_cache[0] != key:
             with torch.no_grad():
-                self._sigma_cache = (key, self.sigma())
-        return self.weight / self._sigma_cache[1]
+                self._normalized_cache = (key, self.weight / self.sigma())
+        return self._normalized_cache[1]
 
 
 class SNConv2d(nn.Conv2d, SpectralNorm):
@@ -69,7 +73,7 @@ class SNConv2d(nn.Conv2d, SpectralNorm):
         self._init_spectral_norm(out_channels, eps)
 
     def forward(self, x):
-        return F.conv2d(x, self.normalized_weight(), self.bias, padding=self.padding)
+        return winograd.conv2d(x, self.normalized_weight(), self.bias, self.padding[0])
 
 
 class SNLinear(nn.Linear, SpectralNorm):
@@ -95,7 +99,7 @@ class SNEmbedding(nn.Embedding, SpectralNorm):
 def conv3x3(in_channels, out_channels, spectral_norm: bool, sn_eps: float = 1e-12):
     if spectral_norm:
         return SNConv2d(in_channels, out_channels, 3, padding=1, eps=sn_eps)
-    return nn.Conv2d(in_channels, out_channels, 3, padding=1)
+    return winograd.Conv2d(in_channels, out_channels, 3, padding=1)
 
 
 def conv1x1(in_channels, out_channels, spectral_norm: bool, bias=True, sn_eps=1e-12):
@@ -222,11 +226,21 @@ class GBlock(nn.Module):
         return h + x
 
 
+def pooled_conv3x3_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """(O, C, 3, 3) -> (O, C, 4, 4) kernel K with conv(x, K, stride=2, padding=1) ==
+    avg_pool2d(conv(x, weight, padding=1), 2): the 3x3 kernel smeared over the 2x2 pool
+    window. 16 taps per pooled output instead of 4 x 9."""
+    return (F.pad(weight, (0, 1, 0, 1)) + F.pad(weight, (1, 0, 0, 1))
+            + F.pad(weight, (0, 1, 1, 0)) + F.pad(weight, (1, 0, 1, 0))) / 4
+
+
 class DBlock(nn.Module):
     """BigGAN D residual block ("wide": the hidden width is the output width).
 
     The first block of D (`preactivation=False`) pools before its shortcut conv; later
-    blocks apply ReLU to the input and pool after the shortcut conv.
+    blocks apply ReLU to the input and pool after the shortcut conv. Pooling and a 1x1
+    conv commute, so both pool first (4x fewer shortcut products); conv2 followed by
+    the pool runs as one stride-2 conv (`pooled_conv3x3_kernel`, 2.25x fewer products).
     """
 
     def __init__(self, in_channels: int, out_channels: int, preactivation: bool,
@@ -240,18 +254,18 @@ class DBlock(nn.Module):
         else:
             self.conv_sc = None
 
-    def _pool(self, x):
-        return F.avg_pool2d(x, 2) if self.downsample else x
+    def _conv2_pooled(self, h):
+        if not self.downsample:
+            return self.conv2(h)
+        kernel = pooled_conv3x3_kernel(self.conv2.normalized_weight())
+        return F.conv2d(h, kernel, self.conv2.bias, stride=2, padding=1)
 
     def _shortcut(self, x):
-        if self.preactivation:
-            x = self.conv_sc(x) if self.conv_sc is not None else x
-            return self._pool(x)
-        x = self._pool(x)
+        x = F.avg_pool2d(x, 2) if self.downsample else x
         return self.conv_sc(x) if self.conv_sc is not None else x
 
     def forward(self, x):
         """(B, in, H, W) -> (B, out, H/2, W/2) (or H, W without downsampling)."""
         h = F.relu(x) if self.preactivation else x
-        h = self._pool(self.conv2(F.relu(self.conv1(h))))
+        h = self._conv2_pooled(F.relu(self.conv1(h)))
         return h + self._shortcut(x)
