@@ -72,3 +72,18 @@ def test_module_starts_as_a_half_masked_convolution():
     x, feat = torch.randn(1, 3, 5, 5), torch.randn(1, 3, 5, 5)
     expected = F.conv2d(x, dcn.weight * 0.5, dcn.bias, padding=1)
     assert torch.allclose(dcn(x, feat), expected, atol=1e-6)
+
+
+def test_sampling_positions_stay_exact_under_bfloat16_autocast():
+    """Pixel indices of a 70x70 map do not fit bfloat16's 8-bit mantissa: the sampling
+    positions must be computed in fp32 whatever the autocast dtype."""
+    torch.manual_seed(3)
+    dcn = ModulatedDeformConv2d(4, 4)
+    torch.nn.init.normal_(dcn.conv_offset.weight, std=0.3)
+    x, feat = torch.randn(1, 4, 70, 70), torch.randn(1, 4, 70, 70)
+    with torch.no_grad():
+        exact = dcn(x, feat)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            reduced = dcn(x, feat)
+    assert reduced.dtype == torch.bfloat16
+    assert (reduced.float() - exact).abs().max() < 0.1 * exact.abs().max()
