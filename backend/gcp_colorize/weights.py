@@ -201,7 +201,7 @@ def read_model(directory: Path) -> GCPModel:
             getattr(model, name).load_state_dict(tensors, strict=True, assign=True)
         except RuntimeError as exc:
             raise WeightsError(f"{path} does not fit config {config.name!r}: {exc}") from None
-    return model
+    return model.to_channels_last()
 
 
 # --- names ---------------------------------------------------------------------------------

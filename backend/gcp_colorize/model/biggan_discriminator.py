@@ -52,7 +52,7 @@ class DiscriminatorFeatures(nn.Module):
             config, D_FEATURE_BLOCKS)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        h = _run_stage(self.blocks[0], _as_rgb(x))
+        h = _run_stage(self.blocks[0], _as_rgb(x).contiguous(memory_format=torch.channels_last))
         features = []
         for stage in self.blocks[1:D_FEATURE_BLOCKS]:
             h = _run_stage(stage, h)
@@ -76,7 +76,7 @@ class BigGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, class_index: torch.Tensor) -> torch.Tensor:
         """x (B, 1 or 3, R, R) in [-1, 1], class_index (B,) -> logits (B, 1)."""
-        h = _as_rgb(x)
+        h = _as_rgb(x).contiguous(memory_format=torch.channels_last)
         for stage in self.blocks:
             h = _run_stage(stage, h)
         pooled = F.relu(h).sum(dim=(2, 3))                                   # (B, C)

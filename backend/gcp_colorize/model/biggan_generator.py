@@ -47,6 +47,7 @@ class BigGANGenerator(nn.Module):
         sizes in `config.feature_resolutions` (R/4 after attention, R/2, R)."""
         chunk = self.config.z_chunk
         h = self.linear(z[:, :chunk]).view(z.size(0), -1, G_BOTTOM_WIDTH, G_BOTTOM_WIDTH)
+        h = h.contiguous(memory_format=torch.channels_last)
         wanted = self.config.feature_resolutions
         features = {}
         for i, (stage, size) in enumerate(zip(self.blocks, self.config.g_block_resolutions)):

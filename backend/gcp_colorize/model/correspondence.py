@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import winograd
 from .config import GCPConfig
 
 # The official code adds the float64 machine epsilon to the norms.
@@ -23,19 +24,25 @@ NORM_EPS = sys.float_info.epsilon
 QUERY_ROWS = 1024
 
 
+def instance_norm(x: torch.Tensor) -> torch.Tensor:
+    """InstanceNorm without affine (eps 1e-5), written as group norm with one channel per
+    group: same numbers, but it keeps channels-last memory where F.instance_norm does not."""
+    return F.group_norm(x, x.size(1))
+
+
 class ResidualBlock(nn.Module):
     """prelu(x + IN(conv2(pad(prelu(IN(conv1(pad(x)))))))), one PReLU slope used twice,
     reflect padding, InstanceNorm without affine. (B, C, H, W) -> (B, C, H, W)."""
 
     def __init__(self, channels: int):
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3)
-        self.conv2 = nn.Conv2d(channels, channels, 3)
+        self.conv1 = winograd.Conv2d(channels, channels, 3)
+        self.conv2 = winograd.Conv2d(channels, channels, 3)
         self.prelu = nn.PReLU()
 
     def forward(self, x):
-        out = self.prelu(F.instance_norm(self.conv1(F.pad(x, (1, 1, 1, 1), mode="reflect"))))
-        out = F.instance_norm(self.conv2(F.pad(out, (1, 1, 1, 1), mode="reflect")))
+        out = self.prelu(instance_norm(self.conv1(F.pad(x, (1, 1, 1, 1), mode="reflect"))))
+        out = instance_norm(self.conv2(F.pad(out, (1, 1, 1, 1), mode="reflect")))
         return self.prelu(out + x)
 
 
@@ -85,27 +92,38 @@ class CorrespondenceNet(nn.Module):
         self.phi = nn.Conv2d(nc + 3, config.corr_nonlocal_nc, 1)
         self.theta = nn.Conv2d(nc + 3, config.corr_nonlocal_nc, 1)
 
-    def _embed(self, d_features: list[torch.Tensor], private: nn.Module,
-               head: nn.Module) -> torch.Tensor:
-        """[(B, C1, g, g), (B, C2, g/2, g/2)] -> (B, g*g, nonlocal): centred, unit rows."""
+    def _private(self, d_features: list[torch.Tensor], private: nn.Module) -> torch.Tensor:
+        """[(B, C1, g, g), (B, C2, g/2, g/2)] -> (B, C1 + C2 + 3, g, g): the side's own
+        blocks, unit channel vectors, coordinates (channels-last memory)."""
         fine, coarse = d_features
         h = torch.cat((fine, F.interpolate(coarse, scale_factor=2, mode="nearest")), dim=1)
-        h = self.share_layer(add_coordinates(normalize_channels(private(h))))
-        e = head(h).flatten(2)                                      # (B, nonlocal, g*g)
-        e = normalize_channels(e - e.mean(dim=1, keepdim=True))
-        return e.transpose(1, 2)
+        h = private(h.contiguous(memory_format=torch.channels_last))
+        return add_coordinates(normalize_channels(h))
+
+    @staticmethod
+    def _unit_rows(e: torch.Tensor) -> torch.Tensor:
+        """1x1 embedding (B, nl, g, g) -> (B, g*g, nl): centred over channels, unit rows."""
+        e = e.flatten(2)
+        return normalize_channels(e - e.mean(dim=1, keepdim=True)).transpose(1, 2)
 
     def forward(self, query_features: list[torch.Tensor],
                 ref_features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """D features of the query and reference -> theta (B, N, nl), phi (B, N, nl),
         N = grid * grid, the unit embeddings whose scaled dot products are the logits."""
-        theta = self._embed(query_features, self.private_layer[0], self.theta)
-        phi = self._embed(ref_features, self.private_layer[1], self.phi)
-        return theta, phi
+        query = self._private(query_features, self.private_layer[0])
+        ref = self._private(ref_features, self.private_layer[1])
+        # The shared blocks see both sides as one batch (one pass over their weights).
+        shared = self.share_layer(torch.cat((query, ref)))
+        query, ref = shared.split(query.size(0))
+        return self._unit_rows(self.theta(query)), self._unit_rows(self.phi(ref))
 
     def correlation(self, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-        """theta (B, Nq, nl), phi (B, Nr, nl) -> corr (B, Nq, Nr), rows sum to 1."""
-        scores = theta @ phi.transpose(1, 2)
+        """theta (B, Nq, nl), phi (B, Nr, nl) -> corr (B, Nq, Nr), rows sum to 1.
+        In at least fp32 even under autocast: 1/T = 100 would magnify half-precision
+        rounding of the scores into visibly different weights."""
+        dtype = torch.promote_types(theta.dtype, torch.float32)
+        with torch.autocast(theta.device.type, enabled=False):
+            scores = theta.to(dtype) @ phi.to(dtype).transpose(1, 2)
         return torch.softmax(scores.div_(self.temperature), dim=-1)  # no grad needs scores
 
     def warp(self, theta: torch.Tensor, phi: torch.Tensor,
@@ -113,17 +131,17 @@ class CorrespondenceNet(nn.Module):
         """Warp reference-aligned maps to the query: for each map (B, C, s*g, s*g) each
         output patch is the corr-weighted mean of the reference's s x s patches.
 
-        All maps share one product: the values are the maps' patch rows side by side.
-        corr is made QUERY_ROWS rows at a time, so the full N x N matrix never exists.
+        corr is made QUERY_ROWS rows at a time, so the full N x N matrix never exists;
+        each block of rows serves every map.
         """
         grid = math.isqrt(theta.size(1))
         if grid * grid != theta.size(1):
             raise ValueError(f"{theta.size(1)} query positions do not form a square grid")
-        rows = [patches_to_rows(m, grid) for m in maps]
-        values = torch.cat(rows, dim=2) if len(rows) > 1 else rows[0]    # (B, N, V)
-        warped = torch.cat([self.correlation(theta[:, i:i + QUERY_ROWS], phi) @ values
-                            for i in range(0, theta.size(1), QUERY_ROWS)], dim=1)
-        outputs = []
-        for m, part in zip(maps, torch.split(warped, [r.size(2) for r in rows], dim=2)):
-            outputs.append(rows_to_patches(part, m.size(1), grid))
-        return outputs
+        rows = [patches_to_rows(m, grid) for m in maps]                  # (B, N, C*s*s) each
+        warped = [[] for _ in maps]
+        for i in range(0, theta.size(1), QUERY_ROWS):
+            corr = self.correlation(theta[:, i:i + QUERY_ROWS], phi)
+            for parts, values in zip(warped, rows):
+                parts.append(corr @ values)
+        return [rows_to_patches(torch.cat(parts, dim=1), m.size(1), grid)
+                for parts, m in zip(warped, maps)]

@@ -33,7 +33,7 @@ class GANEncoder(nn.Module):
 
     def forward(self, x_l: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x_l (B, 1, H, W) = L/50 - 1, y = self.shared(class) (B, shared_dim) -> z (B, dim_z)."""
-        h = x_l
+        h = x_l.contiguous(memory_format=torch.channels_last)
         for stage in self.blocks:
             h = stage[0](h, y)
             for attention in stage[1:]:

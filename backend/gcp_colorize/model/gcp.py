@@ -45,6 +45,13 @@ class GCPModel(nn.Module):
             self.discriminator_features = DiscriminatorFeatures(config)
             self.correspondence = CorrespondenceNet(config)
         self.colorization = ColorizationNet(config)
+        self.to_channels_last()
+
+    def to_channels_last(self) -> GCPModel:
+        """Store the conv kernels in channels-last memory, the layout the networks run in
+        (faster CPU convolutions; no conversion on every call). Loading with
+        `assign=True` replaces the tensors: call it again after that."""
+        return self.to(memory_format=torch.channels_last)
 
     @staticmethod
     def networks_of(config: GCPConfig) -> tuple[str, ...]:
@@ -82,10 +89,10 @@ class GCPModel(nn.Module):
              features: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
         """Align G's features with the input. D is a frozen feature net here (as in the
         official code: no gradient flows through it)."""
-        with torch.no_grad():
-            query_features = self.discriminator_features(x_l)
-            ref_features = self.discriminator_features(reference)
-        theta, phi = self.correspondence(query_features, ref_features)
+        with torch.no_grad():  # both images as one batch: one pass over D's weights
+            both = self.discriminator_features(torch.cat((x_l.expand_as(reference), reference)))
+            query_features, ref_features = zip(*(f.split(x_l.size(0)) for f in both))
+        theta, phi = self.correspondence(list(query_features), list(ref_features))
         sizes = sorted(features)
         warped = self.correspondence.warp(theta, phi, [features[s] for s in sizes])
         return dict(zip(sizes, warped))

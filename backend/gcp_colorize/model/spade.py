@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import winograd
 from .deform_conv import ModulatedDeformConv2d
 
 
 def positional_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Normalise each pixel over channels, with the UNBIASED variance (as the official)."""
-    mean = x.mean(dim=1, keepdim=True)
-    std = (x.var(dim=1, keepdim=True) + eps).sqrt()
-    return (x - mean) / std
+    var, mean = torch.var_mean(x, dim=1, keepdim=True)
+    return (x - mean) / (var + eps).sqrt()
 
 
 class SPADE(nn.Module):
@@ -42,7 +42,14 @@ class SPADE(nn.Module):
         normalized = positional_norm(x)
         cond = self.conv_cond(torch.cat((normalized, ref), dim=1))
         refined = self.dcn(ref, cond)
-        return normalized * (1 + self.mlp_gamma(refined)) + self.mlp_beta(refined)
+        # gamma and beta read the same input: one conv with both kernels stacked.
+        gamma_beta = winograd.conv2d(
+            refined, torch.cat((self.mlp_gamma.weight, self.mlp_beta.weight)),
+            torch.cat((self.mlp_gamma.bias, self.mlp_beta.bias)), self.mlp_gamma.padding[0])
+        gamma, beta = gamma_beta.split(x.size(1), dim=1)
+        if torch.is_grad_enabled():
+            return normalized * (1 + gamma) + beta
+        return beta.addcmul_(normalized, gamma).add_(normalized)  # no copies when not training
 
 
 class SPADEResBlock(nn.Module):
@@ -55,8 +62,8 @@ class SPADEResBlock(nn.Module):
     def __init__(self, fin: int, fout: int, spade_nc: int):
         super().__init__()
         middle = min(fin, fout)
-        self.conv_0 = nn.Conv2d(fin, middle, 3)
-        self.conv_1 = nn.Conv2d(middle, fout, 3)
+        self.conv_0 = winograd.Conv2d(fin, middle, 3)
+        self.conv_1 = winograd.Conv2d(middle, fout, 3)
         self.norm_0 = SPADE(fin, spade_nc)
         self.norm_1 = SPADE(middle, spade_nc)
         if fin != fout:
