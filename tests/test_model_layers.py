@@ -92,3 +92,11 @@ def test_eval_cache_of_the_normalized_weight_is_dropped_in_train_mode():
     assert conv._normalized_cache is not None
     conv.train()(torch.randn(1, 3, 4, 4))
     assert conv._normalized_cache is None
+
+
+def test_instance_norm_matches_torch_and_keeps_channels_last():
+    torch.manual_seed(6)
+    x = (torch.randn(2, 5, 6, 7) * 3 + 4).contiguous(memory_format=torch.channels_last)
+    out = layers.instance_norm(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert (out.double() - F.instance_norm(x.double())).abs().max() < 2e-6

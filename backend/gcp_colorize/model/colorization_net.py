@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import GCPConfig
+from .layers import InstanceNorm
 from .spade import SPADE, SPADEResBlock
 
 
@@ -15,8 +16,7 @@ class ColorizationNet(nn.Module):
 
     encoder: reflect pad 3, conv7 (1 -> ngf), IN, ReLU, 2 x [conv3 stride 2, IN, ReLU];
     SPADE widths are the channels of the warped G features at R/4, R/2 and R.
-    Runs in channels-last memory (faster convolutions on CPU); instance norm is written
-    as group norm with one channel per group, which keeps that layout.
+    Runs in channels-last memory (faster convolutions on CPU).
     """
 
     def __init__(self, config: GCPConfig):
@@ -28,13 +28,13 @@ class ColorizationNet(nn.Module):
         self.encoder = nn.Sequential(
             nn.ReflectionPad2d(3),
             nn.Conv2d(1, ngf, 7),
-            nn.GroupNorm(ngf, ngf, affine=False),
+            InstanceNorm(),
             nn.ReLU(),
             nn.Conv2d(ngf, ngf * 2, 3, stride=2, padding=1),
-            nn.GroupNorm(ngf * 2, ngf * 2, affine=False),
+            InstanceNorm(),
             nn.ReLU(),
             nn.Conv2d(ngf * 2, ngf * 4, 3, stride=2, padding=1),
-            nn.GroupNorm(ngf * 4, ngf * 4, affine=False),
+            InstanceNorm(),
             nn.ReLU(),
         )
         self.res_blks = nn.ModuleList(

@@ -17,17 +17,12 @@ from torch import nn
 
 from . import winograd
 from .config import GCPConfig
+from .layers import instance_norm
 
 # The official code adds the float64 machine epsilon to the norms.
 NORM_EPS = sys.float_info.epsilon
 # Query rows of the correlation matrix computed at once by `warp` (16 MiB at 4096 columns).
 QUERY_ROWS = 1024
-
-
-def instance_norm(x: torch.Tensor) -> torch.Tensor:
-    """InstanceNorm without affine (eps 1e-5), written as group norm with one channel per
-    group: same numbers, but it keeps channels-last memory where F.instance_norm does not."""
-    return F.group_norm(x, x.size(1))
 
 
 class ResidualBlock(nn.Module):

@@ -3,7 +3,8 @@
 Spectral norm (one power-iteration step from the stored `u0`; eval keeps `u0`/`sv0`,
 train updates them as BigGAN does), SN conv/linear/embedding, class-conditional batch
 norm ("ccbn") and the output batch norm ("bn") with stored statistics, self-attention,
-and the residual blocks of G/E (`GBlock`) and D (`DBlock`).
+and the residual blocks of G/E (`GBlock`) and D (`DBlock`); also the instance norm of the
+correspondence and colorization nets.
 """
 
 from __future__ import annotations
@@ -112,6 +113,21 @@ def linear(in_features, out_features, spectral_norm: bool, bias=True, sn_eps=1e-
     if spectral_norm:
         return SNLinear(in_features, out_features, bias=bias, eps=sn_eps)
     return nn.Linear(in_features, out_features, bias=bias)
+
+
+def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """InstanceNorm without affine: per image and channel, biased variance over H, W.
+    Written out because F.instance_norm gives up channels-last memory and F.group_norm's
+    one-pass variance loses ~1e-5 (which the correspondence's 1/T = 100 magnifies)."""
+    centred = x - x.mean(dim=(2, 3), keepdim=True)
+    return centred * torch.rsqrt(centred.square().mean(dim=(2, 3), keepdim=True) + eps)
+
+
+class InstanceNorm(nn.Module):
+    """`instance_norm` as a module (no parameters, like nn.InstanceNorm2d(affine=False))."""
+
+    def forward(self, x):
+        return instance_norm(x)
 
 
 class _StoredStatsNorm(nn.Module):
