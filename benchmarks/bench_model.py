@@ -31,8 +31,13 @@ one (the model's nominal cost), "executed" what the Winograd path really multipl
 Chroma drift of the reduced precision: |delta ab| (CIELAB, per pixel, Euclidean) of the
 model output against fp32 on skimage's astronaut photo turned gray.
 
+On a loaded machine OpenMP threads that spin while waiting for a descheduled peer burn
+CPU and wall time (seen here: 2 threads at load 5, 100 s instead of 32 s per image);
+`--omp-wait-policy passive` makes them sleep, and then CPU time is the work done.
+
     python benchmarks/bench_model.py [--weights random:official random:small] [--threads 2]
         [--repeats 3] [--variants fp32 fp32-direct bf16] [--size 256] [--json out.json]
+        [--omp-wait-policy passive]
 """
 
 from __future__ import annotations
@@ -382,6 +387,8 @@ def main(argv=None) -> int:
                         help="fp16 runs only on CUDA")
     parser.add_argument("--size", type=int, default=256, help="input photo size (square)")
     parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument("--omp-wait-policy", choices=["active", "passive"],
+                        help="OMP_WAIT_POLICY of the workers (default: inherited)")
     parser.add_argument("--worker", metavar="WEIGHTS", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.threads < 1 or args.size < 8:
@@ -391,13 +398,18 @@ def main(argv=None) -> int:
         print(json.dumps(run_worker(args)))
         return 0
 
-    print(machine_summary(), flush=True)
+    print(f"{machine_summary()}; OMP_WAIT_POLICY="
+          f"{(args.omp_wait_policy or os.environ.get('OMP_WAIT_POLICY', 'default')).upper()}",
+          flush=True)
     results = []
     for weights in args.weights:
         command = [sys.executable, __file__, "--worker", weights, "--threads", str(args.threads),
                    "--repeats", str(args.repeats), "--size", str(args.size),
                    "--variants", *args.variants]
-        done = subprocess.run(command, capture_output=True, text=True)
+        env = dict(os.environ)
+        if args.omp_wait_policy:
+            env["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
         if done.returncode != 0:
             sys.stderr.write(done.stderr)
             raise SystemExit(f"benchmark of {weights!r} failed (exit {done.returncode})")
