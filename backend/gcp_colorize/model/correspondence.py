@@ -103,13 +103,15 @@ class CorrespondenceNet(nn.Module):
 
     def forward(self, query_features: list[torch.Tensor],
                 ref_features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """D features of the query and reference -> theta (B, N, nl), phi (B, N, nl),
-        N = grid * grid, the unit embeddings whose scaled dot products are the logits."""
+        """D features of the query and reference -> theta (B, N, nl), phi (B', N, nl),
+        N = grid * grid, the unit embeddings whose scaled dot products are the logits.
+        The reference side may hold more images than the query (B' != B: training embeds
+        G's image and the colour photo of one query in one pass)."""
         query = self._private(query_features, self.private_layer[0])
         ref = self._private(ref_features, self.private_layer[1])
         # The shared blocks see both sides as one batch (one pass over their weights).
         shared = self.share_layer(torch.cat((query, ref)))
-        query, ref = shared.split(query.size(0))
+        query, ref = shared.split((query.size(0), ref.size(0)))
         return self._unit_rows(self.theta(query)), self._unit_rows(self.phi(ref))
 
     def correlation(self, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:

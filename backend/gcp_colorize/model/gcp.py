@@ -27,6 +27,9 @@ class GCPOutputs:
     reference: torch.Tensor            # (B, 3, R, R) G's image in [-1, 1]
     warped: dict[int, torch.Tensor]    # {R/4, R/2, R: (B, C, s, s)} G features warped to x_l
     ab_norm: torch.Tensor              # (B, 2, R, R) = ab/110 in [-1, 1]
+    # Only when `run` gets colour photos (training's domain alignment): the query
+    # embedding theta of x_l and the reference embedding phi of its colour photo, (B, N, nl).
+    alignment: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class GCPModel(nn.Module):
@@ -85,21 +88,27 @@ class GCPModel(nn.Module):
         """z (B, dim_z) -> G's image (B, 3, R, R) and features {R/4, R/2, R: map}."""
         return self.generator(z, self.generator.shared(class_index))
 
-    def warp(self, x_l: torch.Tensor, reference: torch.Tensor,
-             features: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    def warp(self, x_l: torch.Tensor, reference: torch.Tensor, features: dict[int, torch.Tensor],
+             colour: torch.Tensor | None = None):
         """Align G's features with the input. D is a frozen feature net here (as in the
-        official code: no gradient flows through it)."""
-        with torch.no_grad():  # both images as one batch: one pass over D's weights
-            both = self.discriminator_features(torch.cat((x_l.expand_as(reference), reference)))
-            query_features, ref_features = zip(*(f.split(x_l.size(0)) for f in both))
-        theta, phi = self.correspondence(list(query_features), list(ref_features))
+        official code: no gradient flows through it). With `colour` (B, 3, R, R) in
+        [-1, 1], the colour photos of x_l, returns (warped, (theta, phi of the photos)),
+        the query embedding computed once for both; else warped."""
+        images = [x_l.expand_as(reference), reference] + ([] if colour is None else [colour])
+        with torch.no_grad():  # every image as one batch: one pass over D's weights
+            parts = [f.split(x_l.size(0)) for f in self.discriminator_features(torch.cat(images))]
+        query_features = [p[0] for p in parts]
+        ref_features = [torch.cat(p[1:]) for p in parts]
+        theta, phi = self.correspondence(query_features, ref_features)
+        phi, *colour_phi = phi.split(x_l.size(0))
         sizes = sorted(features)
-        warped = self.correspondence.warp(theta, phi, [features[s] for s in sizes])
-        return dict(zip(sizes, warped))
+        warped = dict(zip(sizes, self.correspondence.warp(theta, phi, [features[s] for s in sizes])))
+        return warped if colour is None else (warped, (theta, colour_phi[0]))
 
     def run(self, x_l: torch.Tensor, class_index: torch.Tensor,
-            z_shift: torch.Tensor | None = None) -> GCPOutputs:
-        """Every stage's output; z_shift (dim_z,) or (B, dim_z) is added to E's z.
+            z_shift: torch.Tensor | None = None, colour: torch.Tensor | None = None) -> GCPOutputs:
+        """Every stage's output; z_shift (dim_z,) or (B, dim_z) is added to E's z. With
+        `colour` (training only; see `warp`) the outputs include `alignment`.
         Without the GAN prior (the ablation) z and the reference are zeros."""
         self._check_inputs(x_l, class_index)
         if not self.config.gan_prior:
@@ -111,8 +120,11 @@ class GCPModel(nn.Module):
         if z_shift is not None:
             z = z + z_shift.to(z)
         reference, features = self.reference(z, class_index)
-        warped = self.warp(x_l, reference, features)
-        return GCPOutputs(z, reference, warped, self.colorization(x_l, warped))
+        if colour is None:
+            warped, alignment = self.warp(x_l, reference, features), None
+        else:
+            warped, alignment = self.warp(x_l, reference, features, colour)
+        return GCPOutputs(z, reference, warped, self.colorization(x_l, warped), alignment)
 
     def forward(self, x_l: torch.Tensor, class_index: torch.Tensor,
                 z_shift: torch.Tensor | None = None) -> torch.Tensor:

@@ -147,7 +147,10 @@ class ColorizationStage:
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         photos = photo_batch(batch, self.device)
         z_shift, unshifted = self._shifts(photos.x_l.size(0))
-        out = self.model.run(photos.x_l, self.classes(photos.x_l), z_shift)
+        # With the prior, the colour photos ride along for the domain alignment (their
+        # embedding shares the pass, and theta of x_l is computed once for both uses).
+        out = self.model.run(photos.x_l, self.classes(photos.x_l), z_shift,
+                             colour=photos.rgb_signed if self.use_prior else None)
         ab = out.ab_norm
 
         real_lab = torch.cat((photos.x_l, photos.ab), 1)
@@ -183,21 +186,13 @@ class ColorizationStage:
             with torch.no_grad():
                 ref_features = self.feature_losses.features((out.reference + 1) / 2)
             losses["contextual"] = self.feature_losses.contextual(out_features, ref_features)
-            losses["domain"] = self._domain_alignment(photos)
+            theta, colour_phi = out.alignment  # paper eq. 4: gray query vs colour reference
+            losses["domain"] = F.l1_loss(theta, colour_phi)
         total = sum(getattr(w, k) * v for k, v in losses.items())
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
         return {"d": d_loss.item(), "total": total.item(), **{k: v.item() for k, v in losses.items()}}
-
-    def _domain_alignment(self, photos) -> torch.Tensor:
-        """L1 between the query embedding of the gray photo and the reference embedding of
-        the same photo in colour (paper eq. 4)."""
-        with torch.no_grad():
-            query = self.model.discriminator_features(photos.x_l)
-            colour = self.model.discriminator_features(photos.rgb_signed)
-        theta, phi = self.model.correspondence(query, colour)
-        return F.l1_loss(theta, phi)
 
     def state_dict(self) -> dict:
         return {**{name: getattr(self.model, name).state_dict() for name in self.trained},
