@@ -46,17 +46,17 @@ def _input_tiles(padded: torch.Tensor) -> torch.Tensor:
     b, c, hp, wp = padded.shape
     th, tw = (hp - 2) // 2, (wp - 2) // 2
     pixels = padded.permute(0, 2, 3, 1)                       # (B, Hp, Wp, C), free if CL
-    # rows[i][j]: tile element (i, j) of every tile, (B, th, tw, C) strided views.
-    rows = [[pixels[:, i:i + 2 * th:2, j:j + 2 * tw:2] for j in range(4)] for i in range(4)]
-    # B^T along the tile rows: d0 - d2, d1 + d2, d2 - d1, d1 - d3.
-    mixed = [[rows[0][j] - rows[2][j] for j in range(4)], [rows[1][j] + rows[2][j] for j in range(4)],
-             [rows[2][j] - rows[1][j] for j in range(4)], [rows[1][j] - rows[3][j] for j in range(4)]]
+    # Row i of every tile: (B, th, Wp, C) strided views; B^T along the tile rows
+    # (d0 - d2, d1 + d2, d2 - d1, d1 - d3) on whole pixel rows at once.
+    d = [pixels[:, i:i + 2 * th:2] for i in range(4)]
+    mixed = (d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3])
     tiles = padded.new_empty(4, 4, b, th, tw, c)
-    for i, r in enumerate(mixed):  # ... and along the tile columns, into place
-        torch.sub(r[0], r[2], out=tiles[i, 0])
-        torch.add(r[1], r[2], out=tiles[i, 1])
-        torch.sub(r[2], r[1], out=tiles[i, 2])
-        torch.sub(r[1], r[3], out=tiles[i, 3])
+    for i, r in enumerate(mixed):  # ... then along the tile columns, into place
+        col = [r[:, :, j:j + 2 * tw:2] for j in range(4)]     # (B, th, tw, C) each
+        torch.sub(col[0], col[2], out=tiles[i, 0])
+        torch.add(col[1], col[2], out=tiles[i, 1])
+        torch.sub(col[2], col[1], out=tiles[i, 2])
+        torch.sub(col[1], col[3], out=tiles[i, 3])
     return tiles.view(16, b * th * tw, c)
 
 
