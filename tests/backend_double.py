@@ -31,7 +31,8 @@ STAGES = ("classify", "model", "upsample")
 class TintColorizerDouble:
     """Test double of gcp_colorize.colorizer.Colorizer (not shipped)."""
 
-    info = {"device": "cpu", "weights": "test-double", "config": "none", "native_resolution": 0}
+    info = {"device": "cpu", "weights": "test-double", "config": "none", "native_resolution": 0,
+            "directions": list(KNOWN_DIRECTIONS)}
 
     def __init__(self, stage_seconds: float):
         self.stage_seconds = stage_seconds

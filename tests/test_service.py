@@ -21,6 +21,7 @@ import zmq
 from gcp_colorize.core import connection
 from gcp_colorize.core.protocol import (PROTOCOL_VERSION, ColorizeRequest, ErrorCode, PixelImage, pack, signature,
                                         unpack, unsigned_error)
+from backend_double import KNOWN_DIRECTIONS
 from service_harness import (backend_env, double_command, launch, rgba_image, running_backend, wait_ready)
 
 MAX_PIXELS = 64 * 64
@@ -71,6 +72,7 @@ def peer(backend):
     # After every case the backend still answers a good request.
     with backend.client() as client:
         assert client.backend.weights == "test-double"
+        assert client.backend.directions == KNOWN_DIRECTIONS
     assert backend.alive()
 
 

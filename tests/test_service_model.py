@@ -38,7 +38,8 @@ def lightness(rgb: np.ndarray) -> torch.Tensor:
 
 
 def test_results_keep_size_and_lightness(colorizer, photo, first_run):
-    assert colorizer.info == {"device": "cpu", "weights": "random:tiny", "config": "tiny", "native_resolution": 256}
+    assert colorizer.info == {"device": "cpu", "weights": "random:tiny", "config": "tiny", "native_resolution": 256,
+                              "directions": []}
     assert [r.label for r in first_run] == ["colorized", "alternative 1"]
     for result in first_run:
         assert result.rgb.shape == photo.shape and result.rgb.dtype == np.float32

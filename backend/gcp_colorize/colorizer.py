@@ -63,7 +63,8 @@ class Colorizer:
         self.device = next(self.model.parameters()).device
         self.classifier = ImageNetClassifier(self.device)
         self.info = {"device": str(self.device), "weights": weights, "config": self.config.name,
-                     "native_resolution": self.config.resolution}
+                     "native_resolution": self.config.resolution,
+                     "directions": list(self.weights.directions.names) if self.weights.directions else []}
 
     @torch.inference_mode()
     def colorize(self, rgb: np.ndarray, *, alternatives: int = 3, seed: int | None = None,

@@ -86,7 +86,7 @@ class ColorizeDocker(DockWidget):
         self.walk_direction.addItem("")
         self.walk_direction.setToolTip("Latent walk direction (empty: none)")
         self.walk_amount = QDoubleSpinBox()
-        self.walk_amount.setRange(-10.0, 10.0)
+        self.walk_amount.setRange(-20.0, 20.0)
         self.walk_amount.setSingleStep(0.25)
         walk_row.addWidget(self.walk_direction, 1)
         walk_row.addWidget(self.walk_amount)
@@ -167,6 +167,19 @@ class ColorizeDocker(DockWidget):
         s.output_mode = self.output_mode.currentData()
         settings_store.save(s)
 
+    def _offer_directions(self, names) -> None:
+        """The backend's direction names in the walk combo (the typed text is kept)."""
+        offered = [self.walk_direction.itemText(i) for i in range(1, self.walk_direction.count())]
+        if list(names) == offered:
+            return
+        text = self.walk_direction.currentText()
+        self.walk_direction.blockSignals(True)
+        while self.walk_direction.count() > 1:
+            self.walk_direction.removeItem(1)
+        self.walk_direction.addItems(list(names))
+        self.walk_direction.setEditText(text)
+        self.walk_direction.blockSignals(False)
+
     def _show_session(self):
         s = self.session
         self.state_label.setText(s.backend_text)
@@ -177,4 +190,5 @@ class ColorizeDocker(DockWidget):
         self.progress.setValue(round(s.progress * 1000))
         self.progress.setFormat(f"%p% {s.stage}" if s.busy and s.stage else "%p%")
         self.message.setText(s.message)
+        self._offer_directions(s.directions)
         self.message.setStyleSheet("color: #d04040;" if s.message_is_error else "")

@@ -87,6 +87,7 @@ class Session(QObject):
         self.settings = settings_store.load()
         self.client: Client | None = None
         self.backend_state = "disconnected"   # disconnected, starting, ready, error
+        self.directions: tuple[str, ...] = ()  # the backend's latent walk directions
         self.backend_text = "Not connected; the backend starts when you colorize."
         self.busy = False                     # a job is being prepared, running or inserted
         self.progress = 0.0
@@ -125,6 +126,7 @@ class Session(QObject):
             return
         self.client = client
         info = client.backend
+        self.directions = info.directions
         self._set_backend("ready", f"Ready: {info.device}, weights {info.weights}")
         if pending is not None:
             self._start_job(*pending)

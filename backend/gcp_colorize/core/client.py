@@ -102,6 +102,7 @@ class BackendInfo:
     queue_size: int
     heartbeat_s: float      # how often a waiting job reader pings
     client_timeout_s: float  # silence after which the backend cancels a job as abandoned
+    directions: tuple[str, ...] = ()  # latent walk directions of the loaded weights
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,8 @@ class Client:
             weights=str(hello.get("weights", "")), native_resolution=int(hello.get("native_resolution", 0)),
             max_pixels=int(limits.get("max_pixels", 0)), max_message_bytes=int(limits.get("max_message_bytes", 0)),
             max_alternatives=int(limits.get("max_alternatives", 0)), queue_size=int(limits.get("queue_size", 0)),
-            heartbeat_s=float(hello.get("heartbeat_s", 2.0)), client_timeout_s=float(hello.get("client_timeout_s", 30.0)))
+            heartbeat_s=float(hello.get("heartbeat_s", 2.0)), client_timeout_s=float(hello.get("client_timeout_s", 30.0)),
+            directions=tuple(str(name) for name in hello.get("directions", [])))
 
     # construction helpers
 

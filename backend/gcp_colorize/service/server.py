@@ -189,6 +189,7 @@ class Server:
         body = {"backend_version": __version__, "device": str(info.get("device", "")),
                 "weights": str(info.get("weights", "")), "config": str(info.get("config", "")),
                 "native_resolution": int(info.get("native_resolution", 0)),
+                "directions": [str(name) for name in info.get("directions", [])],
                 "limits": {"max_pixels": self.max_pixels, "max_message_bytes": max_message_bytes(self.max_pixels),
                            "max_alternatives": self.max_alternatives, "queue_size": self.queue.capacity},
                 "heartbeat_s": self.heartbeat_s, "client_timeout_s": self.client_timeout_s}
