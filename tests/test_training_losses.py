@@ -5,6 +5,7 @@ import torch
 
 from gcp_colorize.training import gan_losses
 from gcp_colorize.training.diffaugment import cutout, diff_augment, translate
+from gcp_colorize.training.colour_losses import ColourRarity
 from gcp_colorize.training.feature_losses import contextual_loss
 
 
@@ -111,3 +112,18 @@ def test_palette_loss_compares_colour_distributions_not_places():
     assert ab.detach().norm(dim=1).mean() > 2 * sepia.norm(dim=1).mean()  # more colourful
     with pytest.raises(ValueError):
         palette_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4))
+
+
+def test_colour_rarity_weights_rare_colours_up_and_keeps_the_loss_scale():
+    gen = torch.Generator().manual_seed(0)
+    common = torch.randn(9000, 2, generator=gen) * 0.02           # near-gray pixels
+    rare = torch.tensor([[0.5, 0.4]]) + torch.randn(1000, 2, generator=gen) * 0.02
+    colours = torch.cat((common, rare))
+    rarity = ColourRarity.from_ab(colours)
+    image = colours.T.reshape(1, 2, 100, 100)
+    w = rarity(image)
+    assert w.shape == (1, 1, 100, 100)
+    w_common, w_rare = w.flatten()[:9000].mean(), w.flatten()[9000:].mean()
+    assert w_rare > 3 * w_common
+    # E_p[w] = 1 over the training colours themselves.
+    assert abs(w.mean().item() - 1.0) < 0.05

@@ -32,3 +32,55 @@ def palette_loss(ab: torch.Tensor, target_ab: torch.Tensor, projections: int = 8
     a, b = (torch.einsum("pc,bcn->bpn", directions, x.flatten(2)).sort(dim=2).values
             for x in (ab, target_ab))                                   # (B, P, N) sorted
     return (a - b).abs().mean()
+
+
+class ColourRarity:
+    """Per-pixel weights that make rare (saturated) colours count as much as common ones.
+
+    A loss averaged over pixels is dominated by the many near-gray pixels of photos, so a
+    regressor learns that gray is always a safe answer. As in class-rebalanced colorization
+    (Zhang et al. 2016), each ground-truth pixel is weighted by the inverse of how often its
+    colour occurs in the training set: ab is binned on a grid of `bin_size` units, the bin
+    frequencies p are smoothed by a Gaussian (sigma 5 ab units), mixed with a uniform
+    distribution over the occupied bins (lambda 0.5) and w = 1 / mix, normalised so that
+    E_p[w] = 1 (the loss keeps its scale).
+    """
+
+    BIN_SIZE = 10.0
+    RANGE = 110.0  # the model's ab/110 normalisation
+
+    def __init__(self, weights: torch.Tensor):
+        self.weights = weights  # (n, n) over the ab grid, a-major
+
+    @property
+    def bins(self) -> int:
+        return self.weights.size(0)
+
+    @classmethod
+    def from_ab(cls, ab_norm: torch.Tensor, mix: float = 0.5, sigma: float = 5.0) -> "ColourRarity":
+        """ab_norm (N, 2) ground-truth colours (ab/110) of the training set."""
+        n = int(2 * cls.RANGE / cls.BIN_SIZE)
+        index = cls._bin_index(ab_norm, n)
+        p = torch.bincount(index, minlength=n * n).double().view(n, n)
+        p /= p.sum()
+        radius = 2
+        x = torch.arange(-radius, radius + 1, dtype=torch.float64) * cls.BIN_SIZE
+        kernel = torch.exp(-x ** 2 / (2 * sigma ** 2))
+        kernel /= kernel.sum()
+        smooth = F.conv2d(p[None, None], (kernel[:, None] * kernel[None, :])[None, None],
+                          padding=radius)[0, 0]
+        occupied = smooth > 0
+        uniform = occupied.double() / occupied.sum()
+        w = torch.where(occupied, 1.0 / ((1 - mix) * smooth + mix * uniform), torch.zeros_like(p))
+        w /= (w * p).sum()
+        return cls(w.float())
+
+    @classmethod
+    def _bin_index(cls, ab_norm: torch.Tensor, n: int) -> torch.Tensor:
+        cells = ((ab_norm * cls.RANGE + cls.RANGE) / cls.BIN_SIZE).long().clamp(0, n - 1)
+        return cells[..., 0] * n + cells[..., 1]
+
+    def __call__(self, ab_norm: torch.Tensor) -> torch.Tensor:
+        """(B, 2, H, W) ground-truth ab/110 -> (B, 1, H, W) weights."""
+        index = self._bin_index(ab_norm.movedim(1, -1), self.bins)
+        return self.weights.to(ab_norm.device).flatten()[index][:, None]

@@ -54,7 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if stage in ("stage2", "ablation"):
             p.add_argument("--loss-weight", action="append", default=[], metavar="NAME=VALUE",
                            help="override a loss weight (adversarial, perceptual, contextual, "
-                                "domain, ab, palette); repeatable")
+                                "domain, ab, palette, rebalanced_ab); repeatable")
+            p.add_argument("--init-from", type=Path,
+                           help="start a new run from the networks of another run of this "
+                                "stage (fine-tuning with other loss weights)")
         if stage == "stage2":
             p.add_argument("--encoder-run", type=Path, default=default_run_dir("stage1"),
                            help="the stage-1 run directory")
@@ -156,9 +159,11 @@ def build_stage(args: argparse.Namespace, config, device):
                             **batch)
     from .stage2_colorization import ColorizationStage, loss_weights
     weights = loss_weights(args.loss_weight)
+    init_from = args.init_from.expanduser() if args.init_from else None
     if args.stage == "stage2":
         return ColorizationStage(config, device, seed=args.seed, **batch, weights=weights,
                                  prior_run=args.prior_run.expanduser(),
-                                 encoder_run=args.encoder_run.expanduser())
+                                 encoder_run=args.encoder_run.expanduser(),
+                                 init_from=init_from)
     return ColorizationStage(config, device, seed=args.seed, use_prior=False, **batch,
-                             weights=weights)
+                             weights=weights, init_from=init_from)

@@ -10,8 +10,10 @@ Losses (generator side), weights in `LossWeights`:
   the output take the prior's colours;
 - domain alignment: the correspondence embeds the gray photo (query branch) and the same
   photo in colour (reference branch) to the same place (L1 between the embeddings);
-- ours: smooth L1 on ab (alpha-weighted) for colour placement; the palette loss
-  (`colour_losses`) towards the ground truth's colours, or the reference's for a shifted z.
+- ours: smooth L1 on ab (alpha-weighted) for colour placement, optionally also with each
+  pixel weighted by the rarity of its colour (`ColourRarity`: saturated colours count as
+  much as the common grays); the palette loss (`colour_losses`) towards the ground
+  truth's colours, or the reference's for a shifted z.
 Reason to use the prior (our addition): for a fraction `shift_probability` of the
 samples z gets the same N(0, I) shift the Colorizer uses for alternatives; those samples
 are trained with the reference-based losses only (contextual, adversarial), so the
@@ -32,7 +34,7 @@ from ..model.classifier import ImageNetClassifier
 from ..model.config import GCPConfig
 from ..model.gcp import GCPModel
 from ..model.lab import model_output_to_rgb, normalize_lab, rgb_to_lab, rgb_to_model_input
-from .colour_losses import palette_loss
+from .colour_losses import ColourRarity, palette_loss
 from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
 from .patch_discriminator import MultiScalePatchDiscriminator, scales_for
@@ -55,6 +57,7 @@ class LossWeights:
     domain: float = 5.0
     ab: float = 1.0
     palette: float = 0.0
+    rebalanced_ab: float = 0.0
 
 
 def loss_weights(overrides: list[str]) -> LossWeights:
@@ -82,7 +85,7 @@ class ColorizationStage:
                  prior_run: Path | None = None, encoder_run: Path | None = None,
                  batch_size: int = 4, lr: float = 1e-4, d_lr: float = 2e-4,
                  weights: LossWeights = LossWeights(), shift_probability: float = 0.5,
-                 dataset=None, sample_set=None):
+                 init_from: Path | None = None, dataset=None, sample_set=None):
         self.name = "stage2" if use_prior else "ablation"
         self.config = config if use_prior else dataclasses.replace(config, gan_prior=False)
         self.device, self.batch_size = device, batch_size
@@ -100,6 +103,7 @@ class ColorizationStage:
                       "shift_probability": shift_probability if use_prior else 0.0}
         if use_prior:
             self._load_prior(prior_run, encoder_run)
+        self.rarity = (colour_rarity(self.dataset) if self.weights.rebalanced_ab else None)
         self.model.eval().requires_grad_(False)
         for name in self.trained:
             getattr(self.model, name).train().requires_grad_(True)
@@ -109,6 +113,20 @@ class ColorizationStage:
         self.opt = torch.optim.Adam(trained, lr=lr, betas=(0.5, 0.999))
         self.d_opt = torch.optim.Adam(self.patch_discriminator.parameters(), lr=d_lr,
                                       betas=(0.5, 0.999))
+        if init_from is not None:
+            self._start_from(Path(init_from))
+
+    def _start_from(self, run_dir: Path) -> None:
+        """Warm start: the trained networks and the PatchGAN of another run of this stage
+        (e.g. one with other loss weights); optimiser state and step start afresh."""
+        checkpoint = load_checkpoint(run_dir, map_location=self.device)
+        if checkpoint is None or checkpoint["options"].get("stage") != self.name:
+            raise FileNotFoundError(f"no {self.name} run to start from in {run_dir}")
+        for name in (*self.trained, "patch_discriminator"):
+            module = self.patch_discriminator if name == "patch_discriminator" else getattr(
+                self.model, name)
+            module.load_state_dict(checkpoint["stage"][name])
+        self.hyper.update(init_from=str(run_dir.resolve()), init_step=checkpoint["step"])
 
     def _load_prior(self, prior_run: Path, encoder_run: Path) -> None:
         generator, discriminator, prior_step = load_prior(
@@ -175,6 +193,9 @@ class ColorizationStage:
             ab_error = F.smooth_l1_loss(ab[unshifted], photos.ab[unshifted], reduction="none",
                                         beta=0.05)
             losses["ab"] = (ab_error * weight).sum() / (2 * weight.sum()).clamp(min=1.0)
+            if self.rarity is not None:
+                rare = weight * self.rarity(photos.ab[unshifted])
+                losses["rebalanced_ab"] = (ab_error * rare).sum() / (2 * weight.sum()).clamp(min=1.0)
         if w.palette:
             target = photos.ab
             if self.use_prior:
@@ -223,6 +244,19 @@ class ColorizationStage:
             rows.append((outputs[0].reference + 1) / 2)
         rows.append(crops)
         save_grid(rows, path)
+
+
+def colour_rarity(dataset, size: int = 32) -> ColourRarity:
+    """ColourRarity from the ground-truth colours of every photo of the training set (its
+    first epoch's crops, pooled to size x size: the colours of regions, not of noise)."""
+    colours = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        rgb = F.adaptive_avg_pool2d(item["rgb"][None], size)
+        opaque = F.adaptive_avg_pool2d(item["alpha"][None], size).flatten() > 0.5
+        ab = normalize_lab(rgb_to_lab(rgb))[1]
+        colours.append(ab.flatten(2)[0].T[opaque])
+    return ColourRarity.from_ab(torch.cat(colours))
 
 
 def load_colorization(run_dir: Path, stage_name: str, config: GCPConfig,
