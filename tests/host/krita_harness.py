@@ -66,7 +66,14 @@ class KritaHome:
         return self.pykrita / "gcp_colorize"
 
     def env(self, **extra: str) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("QT_", "PYTHON"))}
+        # Krita's embedded Python must see the system's packages (PyQt5), not an activated
+        # virtual environment: without this, tests run from an activated venv hang Krita.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("QT_", "PYTHON")) and k != "VIRTUAL_ENV"}
+        venv = os.environ.get("VIRTUAL_ENV")
+        if venv:
+            env["PATH"] = os.pathsep.join(d for d in env.get("PATH", "").split(os.pathsep)
+                                          if not d.startswith(venv))
         env.update(XDG_DATA_HOME=str(self.data), XDG_CONFIG_HOME=str(self.config),
                    XDG_RUNTIME_DIR=str(self.runtime), HOME=str(self.root), **extra)
         return env
