@@ -100,3 +100,13 @@ def test_served_by_a_real_backend_process(tmp_path):
     colour = pixels[..., :3].astype(np.float32) / 65535
     assert (lightness(colour) - lightness(source)).abs().max() < 0.05
     assert np.abs(colour[:, 32:, 0] - colour[:, 32:, 2]).max() > 0.01  # colour where selected
+
+
+def test_reduced_precision_keeps_lightness_and_stays_near_fp32(colorizer, photo, first_run):
+    reduced = Colorizer("random:tiny", "cpu", reduced_precision=True)
+    result = reduced.colorize(photo, alternatives=0, seed=first_run[0].seed)[0]
+    assert result.rgb.dtype == first_run[0].rgb.dtype
+    assert torch.allclose(lightness(result.rgb), lightness(first_run[0].rgb), atol=0.5)
+    ab = rgb_to_lab(torch.from_numpy(result.rgb).permute(2, 0, 1)[None].double())[0, 1:]
+    ab_fp32 = rgb_to_lab(torch.from_numpy(first_run[0].rgb).permute(2, 0, 1)[None].double())[0, 1:]
+    assert (ab - ab_fp32).abs().mean() < 3.0

@@ -13,6 +13,7 @@ Diversity: alternative k adds the k-th N(0, I) vector drawn from a generator see
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -53,7 +54,11 @@ class Colorization:
 class Colorizer:
     """The GCP colorizer of one weights set on one device (see module docstring)."""
 
-    def __init__(self, weights: str = "default", device: str | None = None):
+    def __init__(self, weights: str = "default", device: str | None = None,
+                 reduced_precision: bool = False):
+        """reduced_precision: run the networks under bf16 (CPU) / fp16 (CUDA) autocast
+        (model/precision.py: fast only on hardware with native support; chroma moves by
+        about 1.4 ab units on average, see docs/BENCHMARKS.md)."""
         from .model.classifier import ImageNetClassifier
         from .weights import load
 
@@ -62,6 +67,7 @@ class Colorizer:
         self.config = self.weights.config
         self.device = next(self.model.parameters()).device
         self.classifier = ImageNetClassifier(self.device)
+        self.reduced_precision = reduced_precision
         self.info = {"device": str(self.device), "weights": weights, "config": self.config.name,
                      "native_resolution": self.config.resolution,
                      "directions": list(self.weights.directions.names) if self.weights.directions else []}
@@ -101,7 +107,8 @@ class Colorizer:
             progress("model", 0.1 + 0.9 * k / total)
             # Test configs (random:tiny) embed fewer than 1000 classes: wrap the index.
             model_class = torch.tensor([class_index % self.config.n_classes], device=self.device)
-            ab_norm = self.model(x_l, model_class, shift.to(self.device))   # (1, 2, R, R)
+            with self._precision():
+                ab_norm = self.model(x_l, model_class, shift.to(self.device)).float()  # (1, 2, R, R)
             check()
             progress("upsample", 0.1 + 0.9 * (k + 0.8) / total)
             chroma = imaging.crop_placed(ab_norm * AB_SCALE, placement)
@@ -111,6 +118,12 @@ class Colorizer:
             check()
         progress("upsample", 1.0)
         return results
+
+    def _precision(self):
+        if not self.reduced_precision:
+            return contextlib.nullcontext()
+        from .model.precision import reduced_precision
+        return reduced_precision(self.device)
 
     def _classes(self, x_l: torch.Tensor, choice: int | str, extra: int) -> list[int]:
         """The chosen (or most likely) ImageNet class, then ``extra`` next most likely ones."""
