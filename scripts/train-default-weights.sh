@@ -12,10 +12,12 @@ gcp=".venv/bin/gcp-colorize"
 out="${OUT:-out/trained}"
 "$gcp" train stage0 --hours "${STAGE0_HOURS:-3.5}" --threads "${THREADS:-1}"
 "$gcp" train stage1 --hours "${STAGE1_HOURS:-1}" --threads "${THREADS:-1}"
+# The colour losses of the shipped weights (weights/default/MODEL_CARD.md), for both.
+losses=(--loss-weight palette=5 --loss-weight rebalanced_ab=1 --loss-weight ab=0.5)
 # One thread each: on a shared 2-core machine two single-thread runs beat one of two.
-"$gcp" train stage2 --hours "${STAGE2_HOURS:-3}" --threads 1 &
+"$gcp" train stage2 --hours "${STAGE2_HOURS:-3}" --threads 1 "${losses[@]}" &
 stage2=$!
-"$gcp" train ablation --hours "${STAGE2_HOURS:-3}" --threads 1
+"$gcp" train ablation --hours "${STAGE2_HOURS:-3}" --threads 1 "${losses[@]}"
 wait "$stage2"
 "$gcp" train export --out "$out/full"
 "$gcp" train export --ablation --out "$out/ablation"
