@@ -151,12 +151,13 @@ def test_coefficients_are_sampled_like_bilinear_interpolation_in_any_band():
 def test_colorized_rgb_in_bands_keeps_lightness(monkeypatch):
     monkeypatch.setattr(imaging, "BAND_PIXELS", 100)  # many bands, one row each
     lightness = (RNG.random((23, 40)) * 100).astype(np.float32)
-    coefficients = torch.randn(1, 4, 5, 8) * 60
+    coefficients = torch.randn(1, 4, 5, 8, generator=torch.Generator().manual_seed(0)) * 60
     rgb = imaging.colorized_rgb(lightness, coefficients)
     assert rgb.shape == (23, 40, 3) and rgb.min() >= 0 and rgb.max() <= 1
     assert np.abs(imaging.lightness(rgb) - lightness).max() < 0.02
     monkeypatch.setattr(imaging, "BAND_PIXELS", 1 << 20)  # one band
-    np.testing.assert_allclose(imaging.colorized_rgb(lightness, coefficients), rgb, atol=1e-6)
+    # Same values up to float32 rounding (band size changes the order of some operations).
+    np.testing.assert_allclose(imaging.colorized_rgb(lightness, coefficients), rgb, atol=1e-5)
 
 
 def test_in_gamut_mapping_keeps_lightness_and_hue():
