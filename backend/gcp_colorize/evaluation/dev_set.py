@@ -1,8 +1,8 @@
 """The development evaluation photos (DATA.md): colour photographs bundled with
 scikit-image, scikit-learn and matplotlib, written as PNG files into a folder.
 
-The photos reserved for independent evaluation (opencv-doc, palapeli-data, pyiqa) are
-never used here.
+The photos DATA.md reserves for independent evaluation are never used here, nor
+anywhere in training or tuning.
 """
 
 from __future__ import annotations
