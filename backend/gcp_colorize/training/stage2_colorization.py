@@ -103,7 +103,7 @@ class ColorizationStage:
                       "shift_probability": shift_probability if use_prior else 0.0}
         if use_prior:
             self._load_prior(prior_run, encoder_run)
-        self.rarity = (colour_rarity(self.dataset) if self.weights.rebalanced_ab else None)
+        self.rarity = colour_rarity(self.dataset) if self.weights.rebalanced_ab else None
         self.model.eval().requires_grad_(False)
         for name in self.trained:
             getattr(self.model, name).train().requires_grad_(True)
@@ -122,10 +122,7 @@ class ColorizationStage:
         checkpoint = load_checkpoint(run_dir, map_location=self.device)
         if checkpoint is None or checkpoint["options"].get("stage") != self.name:
             raise FileNotFoundError(f"no {self.name} run to start from in {run_dir}")
-        for name in (*self.trained, "patch_discriminator"):
-            module = self.patch_discriminator if name == "patch_discriminator" else getattr(
-                self.model, name)
-            module.load_state_dict(checkpoint["stage"][name])
+        self._load_networks(checkpoint["stage"])
         self.hyper.update(init_from=str(run_dir.resolve()), init_step=checkpoint["step"])
 
     def _load_prior(self, prior_run: Path, encoder_run: Path) -> None:
@@ -192,10 +189,11 @@ class ColorizationStage:
             weight = photos.alpha[unshifted]
             ab_error = F.smooth_l1_loss(ab[unshifted], photos.ab[unshifted], reduction="none",
                                         beta=0.05)
-            losses["ab"] = (ab_error * weight).sum() / (2 * weight.sum()).clamp(min=1.0)
+            opaque_values = (2 * weight.sum()).clamp(min=1.0)  # a and b of each opaque pixel
+            losses["ab"] = (ab_error * weight).sum() / opaque_values
             if self.rarity is not None:
                 rare = weight * self.rarity(photos.ab[unshifted])
-                losses["rebalanced_ab"] = (ab_error * rare).sum() / (2 * weight.sum()).clamp(min=1.0)
+                losses["rebalanced_ab"] = (ab_error * rare).sum() / opaque_values
         if w.palette:
             target = photos.ab
             if self.use_prior:
@@ -220,10 +218,13 @@ class ColorizationStage:
                 "patch_discriminator": self.patch_discriminator.state_dict(),
                 "opt": self.opt.state_dict(), "d_opt": self.d_opt.state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
+    def _load_networks(self, state: dict) -> None:
         for name in self.trained:
             getattr(self.model, name).load_state_dict(state[name])
         self.patch_discriminator.load_state_dict(state["patch_discriminator"])
+
+    def load_state_dict(self, state: dict) -> None:
+        self._load_networks(state)
         self.opt.load_state_dict(state["opt"])
         self.d_opt.load_state_dict(state["d_opt"])
 
