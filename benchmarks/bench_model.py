@@ -181,7 +181,8 @@ def stage_functions(colorizer, rgb):
 
     def imaging_in(s):
         s["lightness"] = imaging.lightness(rgb, device)
-        square, s["placement"] = imaging.fit_square(imaging.to_tensor(rgb, device), resolution)
+        square, s["placement"] = imaging.fit_square(imaging.to_tensor(rgb, device), resolution,
+                                                       imaging.border_margin(resolution))
         s["x_l"] = rgb_to_model_input(square)
         s["guide_low"] = imaging.crop_placed((s["x_l"] + 1) * 50, s["placement"])
 

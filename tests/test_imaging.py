@@ -106,6 +106,23 @@ def test_fit_square_keeps_the_aspect_and_mirrors_the_rest():
     torch.testing.assert_close(square[0, 0, place.top - 3], square[0, 0, place.top + 2])
 
 
+def test_fit_square_margin_mirrors_the_image_on_every_side():
+    image = torch.rand(1, 3, 50, 100)
+    square, place = imaging.fit_square(image, 64, margin=4)
+    assert square.shape == (1, 3, 64, 64)
+    assert (place.width, place.height, place.left, place.top) == (56, 28, 4, 18)
+    inside = imaging.crop_placed(square, place)
+    torch.testing.assert_close(square[..., place.top:place.top + place.height, 3], inside[..., 0])
+    torch.testing.assert_close(square[..., place.top:place.top + place.height, 60], inside[..., -1])
+    assert imaging.border_margin(128) == 8 and imaging.border_margin(256) == 16
+
+
+@pytest.mark.parametrize("margin", [-1, 32, 40])
+def test_fit_square_rejects_a_margin_without_room(margin):
+    with pytest.raises(ValueError, match="margin"):
+        imaging.fit_square(torch.rand(1, 3, 8, 8), 64, margin=margin)
+
+
 @pytest.mark.parametrize("height, width", [(1, 1), (2, 300), (300, 1), (64, 64), (7, 5)])
 def test_fit_square_any_shape(height, width):
     image = torch.rand(2, 3, height, width)

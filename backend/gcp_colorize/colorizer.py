@@ -89,8 +89,9 @@ class Colorizer:
         check()
         progress("classify", 0.0)
         lightness = imaging.lightness(rgb, self.device)                    # (H, W), kept exactly
-        square, placement = imaging.fit_square(imaging.to_tensor(rgb, self.device),
-                                               self.config.resolution)   # (1, 3, R, R)
+        square, placement = imaging.fit_square(
+            imaging.to_tensor(rgb, self.device), self.config.resolution,
+            imaging.border_margin(self.config.resolution))   # (1, 3, R, R)
         x_l = rgb_to_model_input(square)                                    # (1, 1, R, R)
         guide_low = imaging.crop_placed((x_l + 1) * 50, placement)          # L at model scale
         classes = self._classes(x_l, class_choice, alternatives if class_alternatives else 0)

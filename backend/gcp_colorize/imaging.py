@@ -3,8 +3,10 @@
 - ``decode`` / ``encode``: protocol pixel images (any layout, dtype, stride) <-> float sRGB
   in [0, 1] plus the untouched alpha channel.
 - ``fit_square`` / ``crop_placed``: the model works on an N x N square; the image is
-  resized (aspect kept) so its long side is N and mirrored into the rest of the square,
-  never stretched. The model output is cropped back with the same placement.
+  resized (aspect kept) so its long side is N minus a margin on each side and mirrored
+  into the rest of the square, never stretched. The model output is cropped back with the
+  same placement. The margin keeps the networks' border effects (zero padding: a few
+  pixels of extra, often magenta chroma along the square's edges) off the image.
 - ``guide_coefficients`` / ``chroma_at``: the model's low-resolution chroma is brought to
   full resolution with a fast guided filter (He & Sun 2015) whose guide is the
   full-resolution lightness, so colour edges land on the object edges of the original.
@@ -135,11 +137,13 @@ def _mirror_index(length: int, before: int, after: int, device: torch.device) ->
     return torch.where(index >= length, 2 * length - 1 - index, index)
 
 
-def fit_square(image: torch.Tensor, size: int) -> tuple[torch.Tensor, Placement]:
-    """(B, C, H, W) -> (B, C, size, size): resize so the long side is ``size`` (aspect
-    kept), then mirror-pad the short side; returns the placement for ``crop_placed``."""
+def fit_square(image: torch.Tensor, size: int, margin: int = 0) -> tuple[torch.Tensor, Placement]:
+    """(B, C, H, W) -> (B, C, size, size): resize so the long side is ``size - 2 * margin``
+    (aspect kept), then mirror-pad all round; returns the placement for ``crop_placed``."""
+    if not 0 <= 2 * margin < size:
+        raise ValueError(f"margin {margin} leaves no room in a {size}-pixel square")
     height, width = image.shape[-2:]
-    scale = size / max(height, width)
+    scale = (size - 2 * margin) / max(height, width)
     new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
     scaled = F.interpolate(image, size=(new_h, new_w), mode="bilinear", align_corners=False,
                            antialias=scale < 1)
@@ -147,6 +151,12 @@ def fit_square(image: torch.Tensor, size: int) -> tuple[torch.Tensor, Placement]
     rows = _mirror_index(new_h, top, size - new_h - top, image.device)
     cols = _mirror_index(new_w, left, size - new_w - left, image.device)
     return scaled[..., rows, :][..., cols], Placement(size, new_h, new_w, top, left)
+
+
+def border_margin(size: int) -> int:
+    """The margin ``fit_square`` leaves for a model of native size ``size``: 1/16 of it
+    (8 px at 128), measured to cover the border effects of the trained networks."""
+    return size // 16
 
 
 def crop_placed(square: torch.Tensor, placement: Placement) -> torch.Tensor:
