@@ -114,7 +114,7 @@ def test_fit_square_margin_mirrors_the_image_on_every_side():
     inside = imaging.crop_placed(square, place)
     torch.testing.assert_close(square[..., place.top:place.top + place.height, 3], inside[..., 0])
     torch.testing.assert_close(square[..., place.top:place.top + place.height, 60], inside[..., -1])
-    assert imaging.border_margin(128) == 8 and imaging.border_margin(256) == 16
+    assert imaging.border_margin(128) == 4 and imaging.border_margin(256) == 8
 
 
 @pytest.mark.parametrize("margin", [-1, 32, 40])
