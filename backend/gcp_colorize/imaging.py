@@ -5,8 +5,8 @@
 - ``fit_square`` / ``crop_placed``: the model works on an N x N square; the image is
   resized (aspect kept) so its long side is N minus a margin on each side and mirrored
   into the rest of the square, never stretched. The model output is cropped back with the
-  same placement. The margin keeps the networks' border effects (zero padding: a few
-  pixels of extra, often magenta chroma along the square's edges) off the image.
+  same placement. The margin keeps the trained networks' border effects (a few pixels of
+  extra, often magenta chroma along the square's edges) off the image.
 - ``guide_coefficients`` / ``chroma_at``: the model's low-resolution chroma is brought to
   full resolution with a fast guided filter (He & Sun 2015) whose guide is the
   full-resolution lightness, so colour edges land on the object edges of the original.
