@@ -163,3 +163,32 @@ def test_ablation_export_holds_only_the_colorization_net(runs, tmp_path):
     assert torch.equal(same, loaded.model(x_l, torch.tensor([5, 7]), shift))
     with pytest.raises(FileNotFoundError, match="no ablation run"):
         export_ablation(tmp_path / "x", CONFIG, CPU, ablation_run=root / "stage2")
+
+
+def test_full_model_warm_started_from_the_ablation_starts_as_the_ablation(runs, tmp_path):
+    root, data = runs
+    export_ablation(tmp_path / "ablation", CONFIG, CPU, ablation_run=root / "ablation")
+    ablation = weights.load(str(tmp_path / "ablation"), device="cpu").model
+
+    def warm_started():
+        return ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, prior_run=root / "stage0",
+                                 encoder_run=root / "stage1", init_from=root / "stage2",
+                                 init_from_ablation=root / "ablation", **data)
+
+    stage = warm_started()
+    x_l = torch.rand(2, 1, 64, 64) * 2 - 1
+    classes = torch.tensor([1, 2])
+    with torch.no_grad():
+        expected = ablation(x_l, classes)
+        # the prior is there (shifting z moves the reference) but changes nothing yet
+        assert torch.allclose(stage.model(x_l, classes), expected, atol=1e-5)
+        assert torch.allclose(stage.model(x_l, classes, torch.randn(120) * 4), expected, atol=1e-5)
+    assert stage.options()["init_from_ablation"] == str((root / "ablation").resolve())
+    run_state.seed_everything(0)
+    train(stage, tmp_path / "run", Budget(steps=1), seed=0)
+    with torch.no_grad():  # one step opens the prior's path
+        assert not torch.allclose(stage.model(x_l, classes, torch.randn(120) * 4),
+                                  stage.model(x_l, classes), atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="no ablation run"):
+        ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, prior_run=root / "stage0",
+                          encoder_run=root / "stage1", init_from_ablation=root / "stage2", **data)

@@ -59,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="start a new run from the networks of another run of this "
                                 "stage (fine-tuning with other loss weights)")
         if stage == "stage2":
+            p.add_argument("--init-from-ablation", type=Path,
+                           help="start the colorization net (and PatchGAN) from an ablation "
+                                "run, the prior's inputs zeroed: the full model starts as the "
+                                "ablation and learns to use the prior (with --init-from, the "
+                                "correspondence comes from that stage-2 run)")
             p.add_argument("--encoder-run", type=Path, default=default_run_dir("stage1"),
                            help="the stage-1 run directory")
         p.set_defaults(func=run_stage, stage=stage)
@@ -164,6 +169,8 @@ def build_stage(args: argparse.Namespace, config, device):
         return ColorizationStage(config, device, seed=args.seed, **batch, weights=weights,
                                  prior_run=args.prior_run.expanduser(),
                                  encoder_run=args.encoder_run.expanduser(),
-                                 init_from=init_from)
+                                 init_from=init_from,
+                                 init_from_ablation=args.init_from_ablation.expanduser()
+                                 if args.init_from_ablation else None)
     return ColorizationStage(config, device, seed=args.seed, use_prior=False, **batch,
                              weights=weights, init_from=init_from)

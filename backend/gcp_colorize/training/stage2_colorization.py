@@ -19,6 +19,11 @@ samples z gets the same N(0, I) shift the Colorizer uses for alternatives; those
 are trained with the reference-based losses only (contextual, adversarial), so the
 networks learn to follow the reference's colours rather than ignore them. Unshifted
 samples get every loss.
+Warm start from the ablation (our addition, `init_from_ablation`): the colorization net
+and PatchGAN of a trained no-prior run, with the weight of every SPADE's deformable conv
+(the only path by which the warped features reach gamma and beta) set to zero. The full
+model then starts out computing exactly the ablation's colours, and training opens the
+prior's path only as far as the losses reward it (the "zero convolution" idea).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ..model.classifier import ImageNetClassifier
 from ..model.config import GCPConfig
 from ..model.gcp import GCPModel
 from ..model.lab import model_output_to_rgb, normalize_lab, rgb_to_lab, rgb_to_model_input
+from ..model.spade import SPADE
 from .colour_losses import ColourRarity, palette_loss
 from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
@@ -85,7 +91,8 @@ class ColorizationStage:
                  prior_run: Path | None = None, encoder_run: Path | None = None,
                  batch_size: int = 4, lr: float = 1e-4, d_lr: float = 2e-4,
                  weights: LossWeights = LossWeights(), shift_probability: float = 0.5,
-                 init_from: Path | None = None, dataset=None, sample_set=None):
+                 init_from: Path | None = None, init_from_ablation: Path | None = None,
+                 dataset=None, sample_set=None):
         self.name = "stage2" if use_prior else "ablation"
         self.config = config if use_prior else dataclasses.replace(config, gan_prior=False)
         self.device, self.batch_size = device, batch_size
@@ -115,6 +122,11 @@ class ColorizationStage:
                                       betas=(0.5, 0.999))
         if init_from is not None:
             self._start_from(Path(init_from))
+        if init_from_ablation is not None:
+            if not use_prior:
+                raise ValueError("init_from_ablation is for the full model (stage 2); the "
+                                 "ablation starts from another ablation run with init_from")
+            self._start_from_ablation(Path(init_from_ablation))
 
     def _start_from(self, run_dir: Path) -> None:
         """Warm start: the trained networks and the PatchGAN of another run of this stage
@@ -124,6 +136,18 @@ class ColorizationStage:
             raise FileNotFoundError(f"no {self.name} run to start from in {run_dir}")
         self._load_networks(checkpoint["stage"])
         self.hyper.update(init_from=str(run_dir.resolve()), init_step=checkpoint["step"])
+
+    def _start_from_ablation(self, run_dir: Path) -> None:
+        """Colorization net and PatchGAN of an ablation run, the prior's path closed (see the
+        module docstring); the correspondence is kept (fresh, or from `init_from`)."""
+        checkpoint = load_checkpoint(run_dir, map_location=self.device)
+        if checkpoint is None or checkpoint["options"].get("stage") != "ablation":
+            raise FileNotFoundError(f"no ablation run to start from in {run_dir}")
+        self.model.colorization.load_state_dict(checkpoint["stage"]["colorization"])
+        self.patch_discriminator.load_state_dict(checkpoint["stage"]["patch_discriminator"])
+        close_prior_path(self.model.colorization)
+        self.hyper.update(init_from_ablation=str(run_dir.resolve()),
+                          init_ablation_step=checkpoint["step"])
 
     def _load_prior(self, prior_run: Path, encoder_run: Path) -> None:
         generator, discriminator, prior_step = load_prior(
@@ -245,6 +269,16 @@ class ColorizationStage:
             rows.append((outputs[0].reference + 1) / 2)
         rows.append(crops)
         save_grid(rows, path)
+
+
+@torch.no_grad()
+def close_prior_path(colorization: torch.nn.Module) -> None:
+    """Zero the deformable-conv weights of every SPADE: gamma and beta then no longer depend
+    on the warped features (the net computes what it computes with zero conditions), while
+    the gradient of those weights is not zero, so training can open the path again."""
+    for module in colorization.modules():
+        if isinstance(module, SPADE):
+            module.dcn.weight.zero_()
 
 
 def colour_rarity(dataset, size: int = 32) -> ColourRarity:
