@@ -4,8 +4,8 @@
 # prior) -> stage 1 (encoder) -> the no-prior ablation -> stage 2 (correspondence +
 # colorization, started as that ablation with the prior's path closed) beside the ablation
 # continued for the same time, then exports both weights sets and evaluates them on the
-# development photos. Budgets in training hours (env overrides);
-# the defaults are the ones recorded in weights/default/MODEL_CARD.md. Run state lives in
+# development photos. Budgets in training hours (env overrides); the defaults are longer
+# than the shipped weights' runs (weights/default/MODEL_CARD.md records those). Run state lives in
 # ~/.cache/gcp-colorize/train/<stage>; needs `gcp-colorize data prepare` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
