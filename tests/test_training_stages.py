@@ -170,12 +170,9 @@ def test_full_model_warm_started_from_the_ablation_starts_as_the_ablation(runs, 
     export_ablation(tmp_path / "ablation", CONFIG, CPU, ablation_run=root / "ablation")
     ablation = weights.load(str(tmp_path / "ablation"), device="cpu").model
 
-    def warm_started():
-        return ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, prior_run=root / "stage0",
-                                 encoder_run=root / "stage1", init_from=root / "stage2",
-                                 init_from_ablation=root / "ablation", **data)
-
-    stage = warm_started()
+    stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, prior_run=root / "stage0",
+                              encoder_run=root / "stage1", init_from=root / "stage2",
+                              init_from_ablation=root / "ablation", **data)
     x_l = torch.rand(2, 1, 64, 64) * 2 - 1
     classes = torch.tensor([1, 2])
     with torch.no_grad():

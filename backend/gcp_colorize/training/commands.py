@@ -166,11 +166,10 @@ def build_stage(args: argparse.Namespace, config, device):
     weights = loss_weights(args.loss_weight)
     init_from = args.init_from.expanduser() if args.init_from else None
     if args.stage == "stage2":
+        from_ablation = args.init_from_ablation.expanduser() if args.init_from_ablation else None
         return ColorizationStage(config, device, seed=args.seed, **batch, weights=weights,
                                  prior_run=args.prior_run.expanduser(),
                                  encoder_run=args.encoder_run.expanduser(),
-                                 init_from=init_from,
-                                 init_from_ablation=args.init_from_ablation.expanduser()
-                                 if args.init_from_ablation else None)
+                                 init_from=init_from, init_from_ablation=from_ablation)
     return ColorizationStage(config, device, seed=args.seed, use_prior=False, **batch,
                              weights=weights, init_from=init_from)

@@ -131,18 +131,21 @@ class ColorizationStage:
     def _start_from(self, run_dir: Path) -> None:
         """Warm start: the trained networks and the PatchGAN of another run of this stage
         (e.g. one with other loss weights); optimiser state and step start afresh."""
-        checkpoint = load_checkpoint(run_dir, map_location=self.device)
-        if checkpoint is None or checkpoint["options"].get("stage") != self.name:
-            raise FileNotFoundError(f"no {self.name} run to start from in {run_dir}")
+        checkpoint = self._warm_start_checkpoint(run_dir, self.name)
         self._load_networks(checkpoint["stage"])
         self.hyper.update(init_from=str(run_dir.resolve()), init_step=checkpoint["step"])
+
+    def _warm_start_checkpoint(self, run_dir: Path, stage_name: str) -> dict:
+        """The checkpoint of a `stage_name` run to warm-start from; a clear error if none."""
+        checkpoint = load_checkpoint(run_dir, map_location=self.device)
+        if checkpoint is None or checkpoint["options"].get("stage") != stage_name:
+            raise FileNotFoundError(f"no {stage_name} run to start from in {run_dir}")
+        return checkpoint
 
     def _start_from_ablation(self, run_dir: Path) -> None:
         """Colorization net and PatchGAN of an ablation run, the prior's path closed (see the
         module docstring); the correspondence is kept (fresh, or from `init_from`)."""
-        checkpoint = load_checkpoint(run_dir, map_location=self.device)
-        if checkpoint is None or checkpoint["options"].get("stage") != "ablation":
-            raise FileNotFoundError(f"no ablation run to start from in {run_dir}")
+        checkpoint = self._warm_start_checkpoint(run_dir, "ablation")
         self.model.colorization.load_state_dict(checkpoint["stage"]["colorization"])
         self.patch_discriminator.load_state_dict(checkpoint["stage"]["patch_discriminator"])
         close_prior_path(self.model.colorization)
