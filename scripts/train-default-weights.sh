@@ -20,8 +20,10 @@ losses=(--loss-weight palette=5 --loss-weight rebalanced_ab=1 --loss-weight ab=0
 # Equal budgets from here (paper Table 2's comparison): the full model starts as the
 # ablation, the ablation goes on in its own run (the start point stays fixed, so both
 # resume). One thread each: on a shared 2-core machine two single-thread runs beat one of two.
+# Contextual loss 0.1, not the paper's 1: with a weak prior it pulls colours towards the
+# GAN's colour blobs (measured: weights/default/MODEL_CARD.md).
 "$gcp" train stage2 --init-from-ablation "$runs/ablation" --hours "${STAGE2_HOURS:-1}" \
-    --threads 1 "${losses[@]}" &
+    --threads 1 "${losses[@]}" --loss-weight contextual=0.1 &
 stage2=$!
 "$gcp" train ablation --run-dir "$runs/ablation-continued" --init-from "$runs/ablation" \
     --hours "${STAGE2_HOURS:-1}" --threads 1 "${losses[@]}"
