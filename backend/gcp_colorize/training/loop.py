@@ -101,6 +101,14 @@ def same_config(saved: dict, config: GCPConfig) -> bool:
         return False
 
 
+def require_same_config(checkpoint: dict, config: GCPConfig, run: str) -> None:
+    """ValueError naming `run` (e.g. "the stage-0 run in DIR") when the checkpoint's run was
+    made for another model config."""
+    saved = checkpoint["options"]["config"]
+    if not same_config(saved, config):
+        raise ValueError(f"{run} is for config {saved['name']!r}, not {config.name!r}")
+
+
 def options_match(saved: dict, current: dict) -> bool:
     """Run options equal, the model config compared as a config (see `same_config`)."""
     if saved.keys() != current.keys():

@@ -81,3 +81,13 @@ def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> 
                                f"previous one; move the run directory away to start anew") from exc
         print(f"warning: {path} cannot be read ({exc}); using {previous}")
         return torch.load(previous, map_location=map_location, weights_only=True)
+
+
+def stage_checkpoint(run_dir: Path, stage: str, missing: str,
+                     map_location: str | torch.device = "cpu") -> dict:
+    """The checkpoint of the `stage` run in `run_dir`: what a later stage, a warm start or
+    an export reads. FileNotFoundError(`missing`) when the folder holds no run of that stage."""
+    checkpoint = load_checkpoint(run_dir, map_location)
+    if checkpoint is None or checkpoint["options"].get("stage") != stage:
+        raise FileNotFoundError(missing)
+    return checkpoint

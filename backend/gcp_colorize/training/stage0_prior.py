@@ -32,9 +32,9 @@ from .class_embedding import install_semantic_embedding
 from .diffaugment import diff_augment
 from .ema import EMA
 from .gan_losses import hinge_d_loss, hinge_g_loss, mode_seeking_loss
-from .loop import same_config
+from .loop import require_same_config
 from .photos import gray_classes, photo_batch, sample_crops, training_set
-from .run_state import load_checkpoint
+from .run_state import stage_checkpoint
 from .samples import save_grid
 
 SAMPLE_SEED = 1234  # fixed z and classes of the sample pictures (own generator)
@@ -174,13 +174,9 @@ def load_prior(run_dir: Path, config: GCPConfig, device: torch.device,
     """The finished (or current) stage-0 networks of `run_dir`, frozen, in eval mode:
     the EMA generator with standing statistics over `classes`, the discriminator, and the
     step they were taken at."""
-    checkpoint = load_checkpoint(run_dir, map_location=device)
-    if checkpoint is None or checkpoint["options"].get("stage") != GANPriorStage.name:
-        raise FileNotFoundError(f"no stage-0 run in {run_dir}: run `gcp-colorize train stage0` "
-                                f"first (or pass --prior-run)")
-    if not same_config(checkpoint["options"]["config"], config):
-        raise ValueError(f"the stage-0 run in {run_dir} is for config "
-                         f"{checkpoint['options']['config']['name']!r}, not {config.name!r}")
+    checkpoint = stage_checkpoint(run_dir, GANPriorStage.name, f"no stage-0 run in {run_dir}: run "
+                                  f"`gcp-colorize train stage0` first (or pass --prior-run)", device)
+    require_same_config(checkpoint, config, f"the stage-0 run in {run_dir}")
     generator = BigGANGenerator(config).to(device)
     generator.load_state_dict(checkpoint["stage"]["ema"]["model"])
     discriminator = BigGANDiscriminator(config).to(device)

@@ -44,9 +44,9 @@ from .colour_losses import ColourRarity, palette_loss
 from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
 from .patch_discriminator import MultiScalePatchDiscriminator, scales_for
-from .loop import same_config
+from .loop import require_same_config
 from .photos import gray_classes, photo_batch, sample_crops, training_set
-from .run_state import load_checkpoint
+from .run_state import stage_checkpoint
 from .samples import save_grid
 from .stage0_prior import load_prior
 from .stage1_encoder import load_encoder, photo_classes
@@ -131,21 +131,16 @@ class ColorizationStage:
     def _start_from(self, run_dir: Path) -> None:
         """Warm start: the trained networks and the PatchGAN of another run of this stage
         (e.g. one with other loss weights); optimiser state and step start afresh."""
-        checkpoint = self._warm_start_checkpoint(run_dir, self.name)
+        checkpoint = stage_checkpoint(run_dir, self.name,
+                                      f"no {self.name} run to start from in {run_dir}", self.device)
         self._load_networks(checkpoint["stage"])
         self.hyper.update(init_from=str(run_dir.resolve()), init_step=checkpoint["step"])
-
-    def _warm_start_checkpoint(self, run_dir: Path, stage_name: str) -> dict:
-        """The checkpoint of a `stage_name` run to warm-start from; a clear error if none."""
-        checkpoint = load_checkpoint(run_dir, map_location=self.device)
-        if checkpoint is None or checkpoint["options"].get("stage") != stage_name:
-            raise FileNotFoundError(f"no {stage_name} run to start from in {run_dir}")
-        return checkpoint
 
     def _start_from_ablation(self, run_dir: Path) -> None:
         """Colorization net and PatchGAN of an ablation run, the prior's path closed (see the
         module docstring); the correspondence is kept (fresh, or from `init_from`)."""
-        checkpoint = self._warm_start_checkpoint(run_dir, "ablation")
+        checkpoint = stage_checkpoint(run_dir, "ablation", f"no ablation run to start from in {run_dir}",
+                                      self.device)
         self.model.colorization.load_state_dict(checkpoint["stage"]["colorization"])
         self.patch_discriminator.load_state_dict(checkpoint["stage"]["patch_discriminator"])
         close_prior_path(self.model.colorization)
@@ -300,12 +295,8 @@ def colour_rarity(dataset, size: int = 32) -> ColourRarity:
 def load_colorization(run_dir: Path, stage_name: str, config: GCPConfig,
                       device: torch.device) -> tuple[dict[str, dict], dict]:
     """The trained networks' state dicts of a stage-2 or ablation run, and its options."""
-    checkpoint = load_checkpoint(run_dir, map_location=device)
-    if checkpoint is None or checkpoint["options"].get("stage") != stage_name:
-        raise FileNotFoundError(f"no {stage_name} run in {run_dir}: run "
-                                f"`gcp-colorize train {stage_name}` first")
-    if not same_config(checkpoint["options"]["config"], config):
-        raise ValueError(f"the {stage_name} run in {run_dir} is for config "
-                         f"{checkpoint['options']['config']['name']!r}, not {config.name!r}")
+    checkpoint = stage_checkpoint(run_dir, stage_name, f"no {stage_name} run in {run_dir}: run "
+                                  f"`gcp-colorize train {stage_name}` first", device)
+    require_same_config(checkpoint, config, f"the {stage_name} run in {run_dir}")
     return ({name: checkpoint["stage"][name] for name in trained_networks(config)},
             checkpoint["options"])
