@@ -131,18 +131,27 @@ class Worker(threading.Thread):
     def run(self) -> None:
         out = self._context.socket(zmq.PUSH)
         out.connect(self._outbox)
+
+        def send(frames: list) -> None:
+            out.send_multipart(frames, copy=False)
+
         try:
             while not self._stopping.is_set():
                 job = self.queue.take(timeout=0.2)
-                if job is not None:
-                    try:
-                        self._run_job(job, lambda frames: out.send_multipart(frames, copy=False))
-                    finally:
-                        self.queue.done(job)
+                if job is None:
+                    continue
+                try:
+                    reply = self._run_job(job, send)
+                finally:
+                    self.queue.done(job)
+                # Only now: a client holding the final reply must find the queue without
+                # this job (its next submit or status would otherwise race the worker).
+                send(reply)
         finally:
             out.close(linger=5000)
 
-    def _run_job(self, job: ColorizeJob, send: Callable[[list], None]) -> None:
+    def _run_job(self, job: ColorizeJob, send: Callable[[list], None]) -> list:
+        """Runs the job, sending its progress; returns its final reply (result or error)."""
         started = time.monotonic()
         last = {"stage": None, "fraction": -1.0}
 
@@ -163,24 +172,19 @@ class Worker(threading.Thread):
         except Cancelled:
             code = job.cancel_code or ErrorCode.CANCELLED
             log.info("job %s %s", job.id, CANCEL_MESSAGES[code])
-            send(error_frames(self.key, job, code, CANCEL_MESSAGES[code]))
-            return
+            return error_frames(self.key, job, code, CANCEL_MESSAGES[code])
         except NonFiniteInput as exc:
-            send(error_frames(self.key, job, ErrorCode.NON_FINITE, str(exc)))
-            return
+            return error_frames(self.key, job, ErrorCode.NON_FINITE, str(exc))
         except UnknownChoice as exc:
-            send(error_frames(self.key, job, exc.code, str(exc)))
-            return
+            return error_frames(self.key, job, exc.code, str(exc))
         except MemoryError:
             log.exception("job %s ran out of memory", job.id)
-            send(error_frames(self.key, job, ErrorCode.INTERNAL,
-                              "the backend ran out of memory; try a smaller image or fewer alternatives"))
-            return
+            return error_frames(self.key, job, ErrorCode.INTERNAL,
+                                "the backend ran out of memory; try a smaller image or fewer alternatives")
         except Exception as exc:  # a bug must not take the backend down; the log has the trace
             log.exception("job %s failed", job.id)
-            send(error_frames(self.key, job, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"))
-            return
+            return error_frames(self.key, job, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
         timing = {"queued": started - job.received, **timing, "total": time.monotonic() - job.received}
         log.info("job %s done: %dx%d, %d result(s), %.2f s", job.id, request.image.width, request.image.height,
                  len(results), timing["total"])
-        send([job.owner, *pack_result(self.key, job.id, results, timing)])
+        return [job.owner, *pack_result(self.key, job.id, results, timing)]
