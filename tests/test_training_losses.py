@@ -5,7 +5,7 @@ import torch
 
 from gcp_colorize.training import gan_losses
 from gcp_colorize.training.diffaugment import cutout, diff_augment, translate
-from gcp_colorize.training.colour_losses import ColourRarity, diversity_loss
+from gcp_colorize.training.colour_losses import ColourRarity
 from gcp_colorize.training.feature_losses import contextual_loss
 
 
@@ -93,31 +93,6 @@ def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():
     images = same.clone().requires_grad_(True)
     gan_losses.mode_seeking_loss(images, different, z_a, z_b).backward()
     assert images.grad.abs().sum() > 0
-
-
-def test_diversity_loss_is_a_hinge_on_the_mean_ab_distance_of_opaque_pixels():
-    main = torch.zeros(2, 2, 8, 8)
-    opaque = torch.ones(2, 1, 8, 8)
-    assert diversity_loss(main, main, opaque, margin=16.0).item() == pytest.approx(1.0, abs=1e-3)
-    far = main.clone()
-    far[:, 0] = 20 / 110                      # 20 ab units away everywhere: past the margin
-    assert diversity_loss(far, main, opaque, margin=16.0).item() == 0.0
-    half_way = main.clone()
-    half_way[:, 0] = 8 / 110
-    assert diversity_loss(half_way, main, opaque, margin=16.0).item() == pytest.approx(0.5, abs=1e-4)
-    # the transparent fill does not count: far only where alpha is 0 is no diversity
-    cut_out = opaque.clone()
-    cut_out[..., :4] = 0
-    fill_only = main.clone()
-    fill_only[:, 0, :, :4] = 1.0
-    assert diversity_loss(fill_only, main, cut_out, margin=16.0).item() == pytest.approx(1.0, abs=1e-3)
-    # only the alternative gets a gradient, and it points away from the main result
-    alternative = torch.full((1, 2, 4, 4), 0.01, requires_grad=True)
-    reference = torch.zeros(1, 2, 4, 4, requires_grad=True)
-    diversity_loss(alternative, reference, torch.ones(1, 1, 4, 4), margin=16.0).backward()
-    assert reference.grad is None and (alternative.grad < 0).all()
-    with pytest.raises(ValueError):
-        diversity_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4), opaque, margin=1.0)
 
 
 def test_palette_loss_compares_colour_distributions_not_places():

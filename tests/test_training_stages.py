@@ -15,8 +15,7 @@ from gcp_colorize.training.export import TRAINING_RECORD, export_ablation, expor
 from gcp_colorize.training.loop import Budget, train
 from gcp_colorize.training.stage0_prior import GANPriorStage, load_prior
 from gcp_colorize.training.stage1_encoder import EncoderStage
-from gcp_colorize.training.photos import photo_batch
-from gcp_colorize.training.stage2_colorization import ColorizationStage, LossWeights, paired
+from gcp_colorize.training.stage2_colorization import ColorizationStage
 
 pytestmark = pytest.mark.slow  # a few real (tiny) networks per stage: about a minute
 
@@ -111,28 +110,6 @@ def test_stage2_resumes_exactly(runs, tmp_path):
         a = getattr(straight.model, name).state_dict()
         b = getattr(resumed.model, name).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
-
-
-def test_a_diversity_weight_trains_pairs_of_main_result_and_alternative(runs):
-    root, data = runs
-    stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=3, prior_run=root / "stage0",
-                              encoder_run=root / "stage1", weights=LossWeights(diversity=1.0),
-                              **data)
-    items = [data["dataset"][i] for i in range(3)]
-    batch = {"rgb": torch.stack([x["rgb"] for x in items]),
-             "alpha": torch.stack([x["alpha"] for x in items]),
-             "label": torch.tensor([x["label"] for x in items])}
-    pairs = paired(photo_batch(batch, CPU))
-    assert torch.equal(pairs.rgb, batch["rgb"][[0, 1, 0, 1]])
-    z_shift, unshifted = stage._shifts(4)
-    assert unshifted.tolist() == [True, True, False, False]
-    assert (z_shift[:2] == 0).all() and (z_shift[2:] != 0).all()
-    losses = stage.train_step(batch, 0)
-    assert 0 < losses["diversity"] <= 1
-    assert stage.options()["shift_probability"] == 0.5 and stage.options()["paired_shifts"]
-    ablation = ColorizationStage(CONFIG, CPU, seed=0, batch_size=3, use_prior=False,
-                                 weights=LossWeights(diversity=1.0), **data)
-    assert ablation.weights.diversity == 0 and "diversity" not in ablation.train_step(batch, 0)
 
 
 def test_stage2_refuses_an_encoder_trained_on_another_prior(runs, tmp_path):

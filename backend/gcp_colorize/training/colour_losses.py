@@ -16,8 +16,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..model.lab import AB_SCALE
-
 
 def palette_loss(ab: torch.Tensor, target_ab: torch.Tensor, projections: int = 8,
                  size: int = 32) -> torch.Tensor:
@@ -86,24 +84,3 @@ class ColourRarity:
         """(B, 2, H, W) ground-truth ab/110 -> (B, 1, H, W) weights."""
         index = self._bin_index(ab_norm.movedim(1, -1), self.bins)
         return self.weights.to(ab_norm.device).flatten()[index][:, None]
-
-
-def diversity_loss(ab_shifted: torch.Tensor, ab_main: torch.Tensor, alpha: torch.Tensor,
-                   margin: float) -> torch.Tensor:
-    """Hinge that pushes an alternative's colours at least `margin` CIELAB ab units (mean
-    over the opaque pixels) away from the main result of the same photo.
-
-    ab_shifted, ab_main (B, 2, H, W) in ab/110, alpha (B, 1, H, W) -> scalar in [0, 1]:
-    0 once an image's mean distance reaches the margin, 1 when the two are identical. The
-    main result is detached: only the alternative moves. In the spirit of mode-seeking
-    GANs (Mao et al. 2019): a weak prior lets the colorization net ignore z, and nothing
-    else rewards an alternative for differing; a hinge rather than a ratio, so that once
-    different enough the alternative is left to the plausibility losses.
-    """
-    if ab_shifted.shape != ab_main.shape or ab_shifted.size(1) != 2:
-        raise ValueError(f"expected two (B, 2, H, W) ab maps, got {tuple(ab_shifted.shape)} "
-                         f"and {tuple(ab_main.shape)}")
-    difference = (ab_shifted - ab_main.detach()) * AB_SCALE
-    distance = (difference.square().sum(1, keepdim=True) + 1e-6).sqrt()   # (B, 1, H, W)
-    mean = (distance * alpha).sum((1, 2, 3)) / alpha.sum((1, 2, 3)).clamp(min=1.0)
-    return F.relu(1 - mean / margin).mean()

@@ -13,16 +13,12 @@ Losses (generator side), weights in `LossWeights`:
 - ours: smooth L1 on ab (alpha-weighted) for colour placement, optionally also with each
   pixel weighted by the rarity of its colour (`ColourRarity`: saturated colours count as
   much as the common grays); the palette loss (`colour_losses`) towards the ground
-  truth's colours, or the reference's for a shifted z; the diversity hinge
-  (`colour_losses.diversity_loss`): a shifted z's output at least DIVERSITY_MARGIN ab
-  units from the same photo's main result.
+  truth's colours, or the reference's for a shifted z.
 Reason to use the prior (our addition): for a fraction `shift_probability` of the
 samples z gets the same N(0, I) shift the Colorizer uses for alternatives; those samples
 are trained with the reference-based losses only (contextual, adversarial), so the
 networks learn to follow the reference's colours rather than ignore them. Unshifted
-samples get every loss. With a diversity weight the batch is pairs instead: its first
-half unshifted, its second half the same photos with shifted z (the shift probability is
-then 0.5 exactly), so that each alternative has its main result to differ from.
+samples get every loss.
 Warm start from the ablation (our addition, `init_from_ablation`): the colorization net
 and PatchGAN of a trained no-prior run, with the weight of every SPADE's deformable conv
 (the only path by which the warped features reach gamma and beta) set to zero. The full
@@ -44,12 +40,12 @@ from ..model.config import GCPConfig
 from ..model.gcp import GCPModel
 from ..model.lab import model_output_to_rgb, normalize_lab, rgb_to_lab, rgb_to_model_input
 from ..model.spade import SPADE
-from .colour_losses import ColourRarity, diversity_loss, palette_loss
+from .colour_losses import ColourRarity, palette_loss
 from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
 from .patch_discriminator import MultiScalePatchDiscriminator, scales_for
 from .loop import require_same_config
-from .photos import PhotoBatch, gray_classes, photo_batch, sample_crops, training_set
+from .photos import gray_classes, photo_batch, sample_crops, training_set
 from .run_state import stage_checkpoint
 from .samples import save_grid
 from .stage0_prior import load_prior
@@ -68,13 +64,6 @@ class LossWeights:
     ab: float = 1.0
     palette: float = 0.0
     rebalanced_ab: float = 0.0
-    diversity: float = 0.0
-
-
-# Mean ab distance (CIELAB units) the diversity hinge asks of an alternative: the eval's
-# target is a mean pairwise CIEDE2000 of 8 between alternatives, which for chroma and hue
-# changes of photo colours takes a Euclidean ab distance of roughly 1.5-2 times that.
-DIVERSITY_MARGIN = 16.0
 
 
 def loss_weights(overrides: list[str]) -> LossWeights:
@@ -110,7 +99,7 @@ class ColorizationStage:
         self.use_prior = use_prior
         self.trained = trained_networks(self.config)
         self.weights = weights if use_prior else LossWeights(**{**asdict(weights), "contextual": 0.0,
-                                                                "domain": 0.0, "diversity": 0.0})
+                                                                "domain": 0.0})
         self.dataset = dataset if dataset is not None else training_set(config.resolution, seed)
         self.sample_set = sample_set if sample_set is not None else training_set(
             config.resolution, seed, split="val")
@@ -119,9 +108,6 @@ class ColorizationStage:
         self.model = GCPModel(self.config).to(device)
         self.hyper = {"lr": lr, "d_lr": d_lr, "use_prior": use_prior,
                       "shift_probability": shift_probability if use_prior else 0.0}
-        self.paired = use_prior and self.weights.diversity > 0
-        if self.paired:
-            self.hyper.update(shift_probability=0.5, paired_shifts=True)
         if use_prior:
             self._load_prior(prior_run, encoder_run)
         self.rarity = colour_rarity(self.dataset) if self.weights.rebalanced_ab else None
@@ -189,10 +175,7 @@ class ColorizationStage:
 
     def _shifts(self, batch: int) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Per-sample z shifts (zero rows for unshifted samples) and the unshifted mask."""
-        if self.paired:
-            shifted = torch.arange(batch, device=self.device) >= batch // 2
-        else:
-            shifted = torch.rand(batch, device=self.device) < self.hyper["shift_probability"]
+        shifted = torch.rand(batch, device=self.device) < self.hyper["shift_probability"]
         if not self.use_prior:
             return None, ~shifted
         noise = torch.randn(batch, self.config.dim_z, device=self.device)
@@ -200,8 +183,6 @@ class ColorizationStage:
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         photos = photo_batch(batch, self.device)
-        if self.paired:
-            photos = paired(photos)
         z_shift, unshifted = self._shifts(photos.x_l.size(0))
         # With the prior, the colour photos ride along for the domain alignment (their
         # embedding shares the pass, and theta of x_l is computed once for both uses).
@@ -242,10 +223,6 @@ class ColorizationStage:
                     reference_ab = normalize_lab(rgb_to_lab((out.reference + 1) / 2))[1]
                 target = torch.where(unshifted[:, None, None, None], photos.ab, reference_ab)
             losses["palette"] = palette_loss(ab, target)
-        if self.paired:
-            half = ab.size(0) // 2
-            losses["diversity"] = diversity_loss(ab[half:], ab[:half], photos.alpha[half:],
-                                                 DIVERSITY_MARGIN)
         if self.use_prior:
             with torch.no_grad():
                 ref_features = self.feature_losses.features((out.reference + 1) / 2)
@@ -290,13 +267,6 @@ class ColorizationStage:
             rows.append((outputs[0].reference + 1) / 2)
         rows.append(crops)
         save_grid(rows, path)
-
-
-def paired(photos: PhotoBatch) -> PhotoBatch:
-    """The first half of a batch (rounded up) twice: (B, ...) -> (2 * ceil(B / 2), ...)."""
-    half = (photos.x_l.size(0) + 1) // 2
-    return PhotoBatch(**{f.name: torch.cat([getattr(photos, f.name)[:half]] * 2)
-                         for f in dataclasses.fields(photos)})
 
 
 @torch.no_grad()
