@@ -58,6 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument("--init-from", type=Path,
                            help="start a new run from the networks of another run of this "
                                 "stage (fine-tuning with other loss weights)")
+            p.add_argument("--lr", type=float, default=1e-4,
+                           help="learning rate of the trained nets (default 1e-4; lower it to "
+                                "fine-tune a warm start without leaving it)")
+            p.add_argument("--d-lr", type=float, default=2e-4,
+                           help="learning rate of the PatchGAN (default 2e-4)")
         if stage == "stage2":
             p.add_argument("--init-from-ablation", type=Path,
                            help="start the colorization net (and PatchGAN) from an ablation "
@@ -164,12 +169,13 @@ def build_stage(args: argparse.Namespace, config, device):
                             **batch)
     from .stage2_colorization import ColorizationStage, loss_weights
     weights = loss_weights(args.loss_weight)
+    rates = {"lr": args.lr, "d_lr": args.d_lr}
     init_from = args.init_from.expanduser() if args.init_from else None
     if args.stage == "stage2":
         from_ablation = args.init_from_ablation.expanduser() if args.init_from_ablation else None
-        return ColorizationStage(config, device, seed=args.seed, **batch, weights=weights,
+        return ColorizationStage(config, device, seed=args.seed, **batch, **rates, weights=weights,
                                  prior_run=args.prior_run.expanduser(),
                                  encoder_run=args.encoder_run.expanduser(),
                                  init_from=init_from, init_from_ablation=from_ablation)
-    return ColorizationStage(config, device, seed=args.seed, use_prior=False, **batch,
+    return ColorizationStage(config, device, seed=args.seed, use_prior=False, **batch, **rates,
                              weights=weights, init_from=init_from)

@@ -1,0 +1,31 @@
+"""`gcp-colorize train` options reach the stage they configure (no training here)."""
+
+import inspect
+
+from gcp_colorize import cli
+from gcp_colorize.training import commands, stage2_colorization
+
+
+class RecordedStage:
+    """Stands in for ColorizationStage: keeps the keyword arguments it was built with."""
+
+    def __init__(self, config, device, **options):
+        self.options = options
+
+
+def built_with(monkeypatch, argv):
+    monkeypatch.setattr(stage2_colorization, "ColorizationStage", RecordedStage)
+    args = cli.build_parser().parse_args(argv)
+    return commands.build_stage(args, config=None, device="cpu").options
+
+
+def test_learning_rates_reach_stage2_and_the_ablation(monkeypatch):
+    for stage in ("stage2", "ablation"):
+        options = built_with(monkeypatch, ["train", stage, "--lr", "1e-5", "--d-lr", "3e-5"])
+        assert (options["lr"], options["d_lr"]) == (1e-5, 3e-5)
+
+
+def test_learning_rates_default_to_the_stage_defaults(monkeypatch):
+    defaults = inspect.signature(stage2_colorization.ColorizationStage).parameters
+    options = built_with(monkeypatch, ["train", "stage2"])
+    assert (options["lr"], options["d_lr"]) == (defaults["lr"].default, defaults["d_lr"].default)
