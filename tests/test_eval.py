@@ -106,6 +106,15 @@ def test_evaluation_rows_alternatives_and_report(photo_folder, classifier, tmp_p
     assert grid.size[0] == 192 * 7  # gray, tinted, oracle, 3 alternatives, ground truth
 
 
+def test_photos_shorter_than_the_crop_size_are_measured(photo_folder, classifier):
+    photos = load_photos(photo_folder, max_side=128, log=lambda m: None)  # sides 60 to 96
+    evaluation = Evaluation(photos, Settings(alternatives=0, crops_per_image=2, crop_size=90),
+                            small_features, classifier, log=lambda m: None)
+    results, _ = evaluation.run({"tinted": tinted}, main=None)
+    assert np.isfinite(results["methods"]["tinted"]["fid_crops"])
+    assert results["methods"]["tinted"]["fid_crops"] > 0
+
+
 def test_a_method_returning_the_wrong_size_is_an_error(photo_folder, classifier):
     photos = load_photos(photo_folder, max_side=64, log=lambda m: None)
     evaluation = Evaluation(photos, Settings(crops_per_image=2, crop_size=16), small_features,

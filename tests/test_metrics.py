@@ -163,7 +163,17 @@ def test_crops_are_fixed_and_inside():
     assert all(0 <= t <= 300 - 128 and 0 <= l <= 500 - 128 and s == 128 for t, l, s in boxes)
     assert crop_boxes("small", 100, 90, 299, 3)[0][2] == 90
     image = photo(shape=(300, 500))
-    crops = cut(image, boxes)
+    crops = cut(image, boxes, 128)
     assert crops.shape == (20, 3, 128, 128)
     t, l, _ = boxes[5]
     np.testing.assert_array_equal(crops[5].permute(1, 2, 0).numpy(), image[t:t + 128, l:l + 128])
+
+
+def test_crops_of_a_photo_shorter_than_the_crop_are_scaled_up():
+    image = photo(shape=(100, 90))
+    boxes = crop_boxes("small", 100, 90, 128, 3)
+    crops = cut(image, boxes, 128)
+    assert crops.shape == (3, 3, 128, 128)  # stacks with the crops of larger photos
+    t, l, s = boxes[0]
+    region = image[t:t + s, l:l + s].mean(axis=(0, 1))
+    np.testing.assert_allclose(crops[0].mean(dim=(1, 2)).numpy(), region, atol=0.01)

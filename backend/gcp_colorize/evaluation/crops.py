@@ -10,6 +10,7 @@ import hashlib
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def crop_boxes(name: str, height: int, width: int, size: int, count: int,
@@ -23,7 +24,11 @@ def crop_boxes(name: str, height: int, width: int, size: int, count: int,
     return [(int(t), int(l), side) for t, l in zip(tops, lefts)]
 
 
-def cut(rgb: np.ndarray, boxes: list[tuple[int, int, int]]) -> torch.Tensor:
-    """(H, W, 3) image -> (len(boxes), 3, side, side) crops."""
+def cut(rgb: np.ndarray, boxes: list[tuple[int, int, int]], size: int) -> torch.Tensor:
+    """(H, W, 3) image -> (len(boxes), 3, size, size) crops. A box smaller than `size` (a
+    photo shorter than the crop) is scaled up, so that the crops of every photo stack."""
     image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)
-    return torch.stack([image[:, t:t + s, l:l + s] for t, l, s in boxes])
+    crops = torch.stack([image[:, t:t + s, l:l + s] for t, l, s in boxes])
+    if crops.shape[-1] == size:
+        return crops
+    return F.interpolate(crops, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)

@@ -111,7 +111,8 @@ class Evaluation:
         self.gt_classes = self._top5(truth)[:, 0]
 
     def _features(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        crops = torch.cat([cut(x, self.boxes[p.name]) for x, p in zip(images, self.photos)])
+        size = self.settings.crop_size
+        crops = torch.cat([cut(x, self.boxes[p.name], size) for x, p in zip(images, self.photos)])
         return self.inception(_whole(images)), self.inception(crops)
 
     def _top5(self, images: list[np.ndarray]) -> np.ndarray:
