@@ -29,3 +29,11 @@ def test_learning_rates_default_to_the_stage_defaults(monkeypatch):
     defaults = inspect.signature(stage2_colorization.ColorizationStage).parameters
     options = built_with(monkeypatch, ["train", "stage2"])
     assert (options["lr"], options["d_lr"]) == (defaults["lr"].default, defaults["d_lr"].default)
+
+
+def test_weights_to_fine_tune_and_the_average_reach_the_stage(monkeypatch, tmp_path):
+    options = built_with(monkeypatch, ["train", "stage2", "--from-weights", str(tmp_path),
+                                       "--ema", "0.995"])
+    assert (options["from_weights"], options["ema_decay"]) == (tmp_path, 0.995)
+    options = built_with(monkeypatch, ["train", "ablation"])
+    assert (options["from_weights"], options["ema_decay"]) == (None, None)

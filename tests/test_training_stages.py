@@ -189,3 +189,49 @@ def test_full_model_warm_started_from_the_ablation_starts_as_the_ablation(runs, 
     with pytest.raises(FileNotFoundError, match="no ablation run"):
         ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, prior_run=root / "stage0",
                           encoder_run=root / "stage1", init_from_ablation=root / "stage2", **data)
+
+
+def test_stage2_fine_tunes_exported_weights_without_the_earlier_runs(runs, tmp_path):
+    root, data = runs
+    source = tmp_path / "source"
+    export_full(source, CONFIG, CPU, prior_run=root / "stage0", encoder_run=root / "stage1",
+                colorization_run=root / "stage2", train_set=data["dataset"],
+                val_set=data["sample_set"], log=lambda message: None)
+    exported = weights.load(str(source), device="cpu").model
+    stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, from_weights=source,
+                              ema_decay=0.5, **data)
+    x_l = torch.rand(2, 1, 64, 64) * 2 - 1
+    classes, shift = torch.tensor([1, 2]), torch.randn(120)
+    with torch.no_grad():
+        assert torch.equal(stage.model(x_l, classes, shift), exported(x_l, classes, shift))
+    run_state.seed_everything(0)
+    train(stage, tmp_path / "run", Budget(steps=2), seed=0)
+
+    out = tmp_path / "fine-tuned"
+    record = export_full(out, CONFIG, CPU, prior_run=tmp_path / "gone", encoder_run=tmp_path / "gone",
+                         colorization_run=tmp_path / "run", train_set=data["dataset"],
+                         val_set=data["sample_set"], log=lambda message: None)
+    fine_tuned = weights.load(str(out), device="cpu").model
+    # the frozen networks are the source's, the trained ones the run's average (not its last step)
+    for name in ("generator", "encoder", "discriminator_features"):
+        source_state = getattr(exported, name).state_dict()
+        assert all(torch.equal(v, source_state[k])
+                   for k, v in getattr(fine_tuned, name).state_dict().items())
+    averaged = stage.ema.model["colorization"].state_dict()
+    last = stage.model.colorization.state_dict()
+    exported_now = fine_tuned.colorization.state_dict()
+    assert all(torch.equal(exported_now[k], averaged[k]) for k in averaged)
+    assert any(not torch.equal(exported_now[k], last[k]) for k in last)
+    assert record["runs"]["fine-tuned from"]["weights"] == str(source.resolve())
+    assert record["runs"]["stage0"]["step"] == 2 and record["runs"]["stage2"]["step"] == 2
+
+
+def test_stage2_refuses_weights_of_another_config(runs, tmp_path):
+    root, data = runs
+    export_ablation(tmp_path / "ablation", CONFIG, CPU, ablation_run=root / "ablation")
+    with pytest.raises(ValueError, match="gan_prior False"):
+        ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, from_weights=tmp_path / "ablation",
+                          **data)
+    with pytest.raises(ValueError, match="does not combine"):
+        ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, from_weights=tmp_path / "ablation",
+                          init_from=root / "stage2", **data)

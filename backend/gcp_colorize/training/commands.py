@@ -63,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 "fine-tune a warm start without leaving it)")
             p.add_argument("--d-lr", type=float, default=2e-4,
                            help="learning rate of the PatchGAN (default 2e-4)")
+            p.add_argument("--from-weights", type=Path, metavar="DIR",
+                           help="start from every network of a weights directory (e.g. "
+                                "weights/default): no stage-0/1 runs needed; the PatchGAN "
+                                "starts afresh")
+            p.add_argument("--ema", type=float, metavar="DECAY",
+                           help="keep an EMA of the trained nets (e.g. 0.999); export takes it")
         if stage == "stage2":
             p.add_argument("--init-from-ablation", type=Path,
                            help="start the colorization net (and PatchGAN) from an ablation "
@@ -169,7 +175,8 @@ def build_stage(args: argparse.Namespace, config, device):
                             **batch)
     from .stage2_colorization import ColorizationStage, loss_weights
     weights = loss_weights(args.loss_weight)
-    rates = {"lr": args.lr, "d_lr": args.d_lr}
+    rates = {"lr": args.lr, "d_lr": args.d_lr, "ema_decay": args.ema,
+             "from_weights": args.from_weights.expanduser() if args.from_weights else None}
     init_from = args.init_from.expanduser() if args.init_from else None
     if args.stage == "stage2":
         from_ablation = args.init_from_ablation.expanduser() if args.init_from_ablation else None

@@ -2,7 +2,9 @@
 
 The full model: G (the EMA generator with its standing statistics, exactly as stages 1
 and 2 saw it) and D's feature blocks from stage 0, E from stage 1, the correspondence and
-colorization nets from stage 2, and the named latent directions (see `directions`). The
+colorization nets from stage 2, and the named latent directions (see `directions`); a
+stage-2 run that fine-tuned a weights directory (`from_weights`) takes its frozen networks
+from that directory, and its record extends that directory's. The
 ablation: its colorization net alone, in a config with `gan_prior` off. Beside the
 tensors, `training.json` records each run's steps, hours and options, and the measured
 effect of each direction (the model card quotes it).
@@ -47,10 +49,16 @@ def run_record(run_dir: Path) -> dict:
 def full_model(config: GCPConfig, device: torch.device, prior_run: Path, encoder_run: Path,
                colorization_run: Path, classes: torch.Tensor) -> GCPModel:
     """The GCPModel of the three runs, checked to be one chain (stage 2 trained on this E,
-    E on this G); `classes` are the training set's, for G's standing statistics."""
+    E on this G); `classes` are the training set's, for G's standing statistics. A stage-2
+    run from a weights directory needs neither stage-0 nor stage-1 run."""
+    networks, options = load_colorization(colorization_run, "stage2", config, device)
+    if "from_weights" in options:
+        model = weights.read_model(Path(options["from_weights"])).to(device)
+        for name, state in networks.items():
+            getattr(model, name).load_state_dict(state)
+        return model.eval().requires_grad_(False)
     generator, discriminator, prior_step = load_prior(prior_run, config, device, classes)
     encoder, encoder_options = load_encoder(encoder_run, config, device)
-    networks, options = load_colorization(colorization_run, "stage2", config, device)
     chain = (str(Path(prior_run).resolve()), prior_step, str(Path(encoder_run).resolve()))
     if (options["prior_run"], options["prior_step"], options["encoder_run"]) != chain or \
             encoder_options["prior_step"] != prior_step:
@@ -91,10 +99,17 @@ def export_full(out: Path, config: GCPConfig, device: torch.device, *, prior_run
     chosen = named_directions(model, x_l, measure_classes, candidates, DIRECTION_AMOUNT,
                               keep=DIRECTIONS_KEPT)
     weights.save_model(model, out, as_named(chosen))
+    stage2 = run_record(colorization_run)
+    source = stage2["options"].get("from_weights")
+    if source:  # the earlier runs are the source directory's
+        earlier = json.loads((Path(source) / TRAINING_RECORD).read_text())["runs"]
+        runs = {"stage0": earlier["stage0"], "stage1": earlier["stage1"],
+                "fine-tuned from": {"weights": source, "runs": earlier}, "stage2": stage2}
+    else:
+        runs = {"stage0": run_record(prior_run), "stage1": run_record(encoder_run),
+                "stage2": stage2}
     record = {"exported": time.strftime("%Y-%m-%d %H:%M:%S"), "config": config.name,
-              "runs": {"stage0": run_record(prior_run), "stage1": run_record(encoder_run),
-                       "stage2": run_record(colorization_run)},
-              "directions": [d.summary() for d in chosen]}
+              "runs": runs, "directions": [d.summary() for d in chosen]}
     _write_record(out, record)
     return record
 

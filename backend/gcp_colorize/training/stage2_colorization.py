@@ -24,6 +24,12 @@ and PatchGAN of a trained no-prior run, with the weight of every SPADE's deforma
 (the only path by which the warped features reach gamma and beta) set to zero. The full
 model then starts out computing exactly the ablation's colours, and training opens the
 prior's path only as far as the losses reward it (the "zero convolution" idea).
+Fine-tuning exported weights (`from_weights`): every network comes from a weights
+directory (e.g. the shipped `weights/default`), so training can go on from what the
+repository holds when the run directories of stages 0 and 1 are gone. The PatchGAN is not
+exported and starts afresh.
+Weight averaging (`ema_decay`): an EMA of the trained networks (ema.py), which the export
+takes; with batches of 4 single checkpoints swing, the average less.
 """
 
 from __future__ import annotations
@@ -35,12 +41,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .. import weights as weights_store
 from ..model.classifier import ImageNetClassifier
 from ..model.config import GCPConfig
 from ..model.gcp import GCPModel
 from ..model.lab import model_output_to_rgb, normalize_lab, rgb_to_lab, rgb_to_model_input
 from ..model.spade import SPADE
 from .colour_losses import ColourRarity, palette_loss
+from .ema import EMA
 from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
 from .patch_discriminator import MultiScalePatchDiscriminator, scales_for
@@ -92,7 +100,11 @@ class ColorizationStage:
                  batch_size: int = 4, lr: float = 1e-4, d_lr: float = 2e-4,
                  weights: LossWeights = LossWeights(), shift_probability: float = 0.5,
                  init_from: Path | None = None, init_from_ablation: Path | None = None,
+                 from_weights: Path | None = None, ema_decay: float | None = None,
                  dataset=None, sample_set=None):
+        if from_weights is not None and (init_from is not None or init_from_ablation is not None):
+            raise ValueError("from_weights brings every network: it does not combine with "
+                             "init_from or init_from_ablation")
         self.name = "stage2" if use_prior else "ablation"
         self.config = config if use_prior else dataclasses.replace(config, gan_prior=False)
         self.device, self.batch_size = device, batch_size
@@ -108,7 +120,9 @@ class ColorizationStage:
         self.model = GCPModel(self.config).to(device)
         self.hyper = {"lr": lr, "d_lr": d_lr, "use_prior": use_prior,
                       "shift_probability": shift_probability if use_prior else 0.0}
-        if use_prior:
+        if from_weights is not None:
+            self._load_weights(Path(from_weights))
+        elif use_prior:
             self._load_prior(prior_run, encoder_run)
         self.rarity = colour_rarity(self.dataset) if self.weights.rebalanced_ab else None
         self.model.eval().requires_grad_(False)
@@ -120,6 +134,10 @@ class ColorizationStage:
         self.opt = torch.optim.Adam(trained, lr=lr, betas=(0.5, 0.999))
         self.d_opt = torch.optim.Adam(self.patch_discriminator.parameters(), lr=d_lr,
                                       betas=(0.5, 0.999))
+        self.ema = None
+        if ema_decay is not None:
+            self.ema = EMA(self._trained_modules(), ema_decay)
+            self.hyper["ema_decay"] = ema_decay
         if init_from is not None:
             self._start_from(Path(init_from))
         if init_from_ablation is not None:
@@ -146,6 +164,19 @@ class ColorizationStage:
         close_prior_path(self.model.colorization)
         self.hyper.update(init_from_ablation=str(run_dir.resolve()),
                           init_ablation_step=checkpoint["step"])
+
+    def _load_weights(self, directory: Path) -> None:
+        """Every network of a weights directory of this config (`from_weights`)."""
+        loaded = weights_store.read_model(directory)
+        if loaded.config != self.config:
+            raise ValueError(f"the weights in {directory} are config {loaded.config.name!r} "
+                             f"(gan_prior {loaded.config.gan_prior}), this run needs "
+                             f"{self.config.name!r} (gan_prior {self.config.gan_prior})")
+        self.model.load_state_dict(loaded.state_dict())
+        self.hyper.update(from_weights=str(directory.resolve()))
+
+    def _trained_modules(self) -> torch.nn.ModuleDict:
+        return torch.nn.ModuleDict({name: getattr(self.model, name) for name in self.trained})
 
     def _load_prior(self, prior_run: Path, encoder_run: Path) -> None:
         generator, discriminator, prior_step = load_prior(
@@ -233,12 +264,15 @@ class ColorizationStage:
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
+        if self.ema is not None:
+            self.ema.update(self._trained_modules())
         return {"d": d_loss.item(), "total": total.item(), **{k: v.item() for k, v in losses.items()}}
 
     def state_dict(self) -> dict:
         return {**{name: getattr(self.model, name).state_dict() for name in self.trained},
                 "patch_discriminator": self.patch_discriminator.state_dict(),
-                "opt": self.opt.state_dict(), "d_opt": self.d_opt.state_dict()}
+                "opt": self.opt.state_dict(), "d_opt": self.d_opt.state_dict(),
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
 
     def _load_networks(self, state: dict) -> None:
         for name in self.trained:
@@ -249,6 +283,8 @@ class ColorizationStage:
         self._load_networks(state)
         self.opt.load_state_dict(state["opt"])
         self.d_opt.load_state_dict(state["d_opt"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
 
     @torch.no_grad()
     def write_samples(self, path: Path) -> None:
@@ -294,9 +330,15 @@ def colour_rarity(dataset, size: int = 32) -> ColourRarity:
 
 def load_colorization(run_dir: Path, stage_name: str, config: GCPConfig,
                       device: torch.device) -> tuple[dict[str, dict], dict]:
-    """The trained networks' state dicts of a stage-2 or ablation run, and its options."""
+    """The trained networks' state dicts of a stage-2 or ablation run (their EMA when the
+    run keeps one), and its options."""
     checkpoint = stage_checkpoint(run_dir, stage_name, f"no {stage_name} run in {run_dir}: run "
                                   f"`gcp-colorize train {stage_name}` first", device)
     require_same_config(checkpoint, config, f"the {stage_name} run in {run_dir}")
-    return ({name: checkpoint["stage"][name] for name in trained_networks(config)},
-            checkpoint["options"])
+    stage = checkpoint["stage"]
+    if "ema" in stage:
+        averaged = stage["ema"]["model"]
+        return ({name: {key.partition(".")[2]: value for key, value in averaged.items()
+                        if key.partition(".")[0] == name} for name in trained_networks(config)},
+                checkpoint["options"])
+    return {name: stage[name] for name in trained_networks(config)}, checkpoint["options"]
