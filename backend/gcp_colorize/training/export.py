@@ -101,15 +101,17 @@ def export_full(out: Path, config: GCPConfig, device: torch.device, *, prior_run
     weights.save_model(model, out, as_named(chosen))
     stage2 = run_record(colorization_run)
     source = stage2["options"].get("from_weights")
-    if source:  # the earlier runs are the source directory's
+    earlier = None
+    if source:  # stages 0 and 1 are the source directory's
         earlier = json.loads((Path(source) / TRAINING_RECORD).read_text())["runs"]
-        runs = {"stage0": earlier["stage0"], "stage1": earlier["stage1"],
-                "fine-tuned from": {"weights": source, "runs": earlier}, "stage2": stage2}
+        runs = {"stage0": earlier["stage0"], "stage1": earlier["stage1"], "stage2": stage2}
     else:
         runs = {"stage0": run_record(prior_run), "stage1": run_record(encoder_run),
                 "stage2": stage2}
     record = {"exported": time.strftime("%Y-%m-%d %H:%M:%S"), "config": config.name,
               "runs": runs, "directions": [d.summary() for d in chosen]}
+    if source:
+        record["fine_tuned_from"] = {"weights": source, "runs": earlier}
     _write_record(out, record)
     return record
 
