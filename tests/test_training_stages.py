@@ -235,3 +235,18 @@ def test_stage2_refuses_weights_of_another_config(runs, tmp_path):
     with pytest.raises(ValueError, match="does not combine"):
         ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, from_weights=tmp_path / "ablation",
                           init_from=root / "stage2", **data)
+
+
+def test_the_ablation_starts_from_a_full_models_net_with_the_prior_path_closed(runs, tmp_path):
+    root, data = runs
+    export_full(tmp_path / "full", CONFIG, CPU, prior_run=root / "stage0", encoder_run=root / "stage1",
+                colorization_run=root / "stage2", train_set=data["dataset"],
+                val_set=data["sample_set"], log=lambda message: None)
+    full = weights.load(str(tmp_path / "full"), device="cpu").model
+    stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, use_prior=False,
+                              from_weights=tmp_path / "full", **data)
+    x_l = torch.rand(2, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        expected = full.colorization(x_l, full.zero_conditions(2, CPU))
+        assert torch.equal(stage.model(x_l, torch.tensor([1, 2])), expected)
+    assert stage.options()["prior_path_closed"] is True

@@ -166,8 +166,15 @@ class ColorizationStage:
                           init_ablation_step=checkpoint["step"])
 
     def _load_weights(self, directory: Path) -> None:
-        """Every network of a weights directory of this config (`from_weights`)."""
+        """Every network of a weights directory of this config (`from_weights`); the
+        ablation also takes a full model's colorization net, the prior's path closed (the
+        equal-start comparison for a fine-tuned full model)."""
         loaded = weights_store.read_model(directory)
+        if not self.use_prior and loaded.config == dataclasses.replace(self.config, gan_prior=True):
+            self.model.colorization.load_state_dict(loaded.colorization.state_dict())
+            close_prior_path(self.model.colorization)
+            self.hyper.update(from_weights=str(directory.resolve()), prior_path_closed=True)
+            return
         if loaded.config != self.config:
             raise ValueError(f"the weights in {directory} are config {loaded.config.name!r} "
                              f"(gan_prior {loaded.config.gan_prior}), this run needs "
