@@ -3,9 +3,10 @@
 # (every stage checkpoints; rerunning this script continues exactly): stage 0 (BigGAN
 # prior) -> stage 1 (encoder) -> the no-prior ablation -> stage 2 (correspondence +
 # colorization, started as that ablation with the prior's path closed) beside the ablation
-# continued for the same time, then exports both weights sets and evaluates them on the
-# development photos. Budgets in training hours (env overrides); the defaults are longer
-# than the shipped weights' runs (weights/default/MODEL_CARD.md records those). Run state lives in
+# continued for the same time, then both fine-tuned from the full model's export with
+# weight averaging (equal time again), then exports and evaluates them on the development
+# photos. Budgets in training hours (env overrides); the defaults are longer than the
+# shipped weights' runs (weights/default/MODEL_CARD.md records those). Run state lives in
 # ~/.cache/gcp-colorize/train/<stage>; needs `gcp-colorize data prepare` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +31,16 @@ stage2=$!
 wait "$stage2"
 "$gcp" train export --out "$out/full"
 "$gcp" train export --ablation --ablation-run "$runs/ablation-continued" --out "$out/ablation"
-"$gcp" eval --dev-set --weights "$out/full" --baseline "$out/ablation" -o "$out/eval"
+# Fine-tune that export with an average of the weights (the fifth set's last step: single
+# checkpoints of batch-4 runs swing, their EMA less), beside the ablation from the same
+# colorization net with the prior's path closed, equal time again.
+"$gcp" train stage2 --from-weights "$out/full" --run-dir "$runs/stage2-finetune" --ema 0.995 \
+    --hours "${FINETUNE_HOURS:-1}" --threads 1 "${losses[@]}" --loss-weight contextual=0.1 &
+finetune=$!
+"$gcp" train ablation --from-weights "$out/full" --run-dir "$runs/ablation-finetune" --ema 0.995 \
+    --hours "${FINETUNE_HOURS:-1}" --threads 1 "${losses[@]}"
+wait "$finetune"
+"$gcp" train export --colorization-run "$runs/stage2-finetune" --out "$out/fine-tuned"
+"$gcp" train export --ablation --ablation-run "$runs/ablation-finetune" --out "$out/ablation-fine-tuned"
+"$gcp" eval --dev-set --weights "$out/fine-tuned" --baseline "$out/ablation-fine-tuned" \
+    --baseline "$out/full" --baseline "$out/ablation" -o "$out/eval"
