@@ -71,6 +71,14 @@ def runs(tmp_path_factory):
     return root, data
 
 
+def export_runs(runs, out):
+    """The full model of the fixture's runs exported to `out`."""
+    root, data = runs
+    export_full(out, CONFIG, CPU, prior_run=root / "stage0", encoder_run=root / "stage1",
+                colorization_run=root / "stage2", train_set=data["dataset"],
+                val_set=data["sample_set"], log=lambda message: None)
+
+
 def test_every_stage_writes_a_checkpoint_samples_and_a_log(runs):
     root, _ = runs
     for stage in ("stage0", "stage1", "stage2", "ablation"):
@@ -194,9 +202,7 @@ def test_full_model_warm_started_from_the_ablation_starts_as_the_ablation(runs, 
 def test_stage2_fine_tunes_exported_weights_without_the_earlier_runs(runs, tmp_path):
     root, data = runs
     source = tmp_path / "source"
-    export_full(source, CONFIG, CPU, prior_run=root / "stage0", encoder_run=root / "stage1",
-                colorization_run=root / "stage2", train_set=data["dataset"],
-                val_set=data["sample_set"], log=lambda message: None)
+    export_runs(runs, source)
     exported = weights.load(str(source), device="cpu").model
     stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, from_weights=source,
                               ema_decay=0.5, **data)
@@ -239,9 +245,7 @@ def test_stage2_refuses_weights_of_another_config(runs, tmp_path):
 
 def test_the_ablation_starts_from_a_full_models_net_with_the_prior_path_closed(runs, tmp_path):
     root, data = runs
-    export_full(tmp_path / "full", CONFIG, CPU, prior_run=root / "stage0", encoder_run=root / "stage1",
-                colorization_run=root / "stage2", train_set=data["dataset"],
-                val_set=data["sample_set"], log=lambda message: None)
+    export_runs(runs, tmp_path / "full")
     full = weights.load(str(tmp_path / "full"), device="cpu").model
     stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, use_prior=False,
                               from_weights=tmp_path / "full", **data)

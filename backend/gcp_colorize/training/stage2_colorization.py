@@ -130,13 +130,15 @@ class ColorizationStage:
             getattr(self.model, name).train().requires_grad_(True)
         self.patch_discriminator = MultiScalePatchDiscriminator(
             in_channels=3, scales=scales_for(config.resolution)).to(device)
-        trained = [p for name in self.trained for p in getattr(self.model, name).parameters()]
-        self.opt = torch.optim.Adam(trained, lr=lr, betas=(0.5, 0.999))
+        # the trained nets as one module: the optimiser's parameters and the EMA's subject
+        self.trained_modules = torch.nn.ModuleDict({name: getattr(self.model, name)
+                                                    for name in self.trained})
+        self.opt = torch.optim.Adam(self.trained_modules.parameters(), lr=lr, betas=(0.5, 0.999))
         self.d_opt = torch.optim.Adam(self.patch_discriminator.parameters(), lr=d_lr,
                                       betas=(0.5, 0.999))
         self.ema = None
         if ema_decay is not None:
-            self.ema = EMA(self._trained_modules(), ema_decay)
+            self.ema = EMA(self.trained_modules, ema_decay)
             self.hyper["ema_decay"] = ema_decay
         if init_from is not None:
             self._start_from(Path(init_from))
@@ -181,9 +183,6 @@ class ColorizationStage:
                              f"{self.config.name!r} (gan_prior {self.config.gan_prior})")
         self.model.load_state_dict(loaded.state_dict())
         self.hyper.update(from_weights=str(directory.resolve()))
-
-    def _trained_modules(self) -> torch.nn.ModuleDict:
-        return torch.nn.ModuleDict({name: getattr(self.model, name) for name in self.trained})
 
     def _load_prior(self, prior_run: Path, encoder_run: Path) -> None:
         generator, discriminator, prior_step = load_prior(
@@ -272,7 +271,7 @@ class ColorizationStage:
         total.backward()
         self.opt.step()
         if self.ema is not None:
-            self.ema.update(self._trained_modules())
+            self.ema.update(self.trained_modules)
         return {"d": d_loss.item(), "total": total.item(), **{k: v.item() for k, v in losses.items()}}
 
     def state_dict(self) -> dict:
