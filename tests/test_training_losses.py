@@ -95,6 +95,24 @@ def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():
     assert images.grad.abs().sum() > 0
 
 
+def test_diversity_loss_asks_two_colorizations_to_differ_up_to_a_margin():
+    from gcp_colorize.training.colour_losses import diversity_loss
+    torch.manual_seed(0)
+    ab = torch.rand(3, 2, 32, 32) - 0.5
+    assert diversity_loss(ab, ab).item() == pytest.approx(1.0)
+    assert diversity_loss(ab, ab + 0.2).item() == 0.0          # beyond the margin: no push
+    assert diversity_loss(ab, ab + 0.05).item() == pytest.approx(0.5, abs=1e-5)
+    other = (ab + 0.01).requires_grad_(True)
+    opt = torch.optim.SGD([other], lr=20.0)
+    for _ in range(20):
+        opt.zero_grad()
+        diversity_loss(ab, other).backward()
+        opt.step()
+    assert diversity_loss(ab, other).item() < 0.5             # pushed apart
+    with pytest.raises(ValueError):
+        diversity_loss(torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 4, 4))
+
+
 def test_palette_loss_compares_colour_distributions_not_places():
     from gcp_colorize.training.colour_losses import palette_loss
     torch.manual_seed(0)

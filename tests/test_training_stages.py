@@ -232,6 +232,28 @@ def test_stage2_fine_tunes_exported_weights_without_the_earlier_runs(runs, tmp_p
     assert record["runs"]["stage0"]["step"] == 2 and record["runs"]["stage2"]["step"] == 2
 
 
+def test_the_diversity_loss_trains_the_prior_path(runs, tmp_path):
+    from gcp_colorize.model.spade import SPADE
+    from gcp_colorize.training.stage2_colorization import LossWeights
+    root, data = runs
+    source = tmp_path / "source"
+    export_runs(runs, source)
+    only_diversity = LossWeights(**{name: float(name == "diversity")
+                                    for name in LossWeights.__dataclass_fields__})
+    stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, from_weights=source,
+                              weights=only_diversity, shift_probability=1.0, **data)
+    assert "diversity" not in ColorizationStage(CONFIG, CPU, seed=0, from_weights=source,
+                                                **data).options()["weights"]  # old runs resume
+    dcn_before = [m.dcn.weight.clone() for m in stage.model.colorization.modules()
+                  if isinstance(m, SPADE)]
+    batch = torch.utils.data.default_collate([data["dataset"][i] for i in range(2)])
+    losses = stage.train_step(batch, 0)
+    assert 0.0 < losses["diversity"] <= 1.0
+    dcn_after = [m.dcn.weight for m in stage.model.colorization.modules() if isinstance(m, SPADE)]
+    # the only way two shifts can differ is through the warped GAN features
+    assert any(not torch.equal(a, b) for a, b in zip(dcn_before, dcn_after))
+
+
 def test_stage2_refuses_weights_of_another_config(runs, tmp_path):
     root, data = runs
     export_ablation(tmp_path / "ablation", CONFIG, CPU, ablation_run=root / "ablation")

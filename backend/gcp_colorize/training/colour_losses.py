@@ -7,6 +7,11 @@ the ground truth's for the main result, the GAN reference's for a shifted z (whi
 how alternatives come to differ). Measured as a sliced Wasserstein distance: the ab
 values of both images are projected on a few directions of the ab plane, sorted, and
 compared (L1) — exact in 1-D, cheap, differentiable.
+
+Diversity loss: two shifted z for the same photo should give visibly different colours.
+The palette loss alone lets the colorization net ignore the reference (its alternatives
+then differ by about 1 CIEDE2000); a hinge on the distance between the two outputs'
+region colours asks for the difference until it reaches a margin, and no further.
 """
 
 from __future__ import annotations
@@ -32,6 +37,21 @@ def palette_loss(ab: torch.Tensor, target_ab: torch.Tensor, projections: int = 8
     a, b = (torch.einsum("pc,bcn->bpn", directions, x.flatten(2)).sort(dim=2).values
             for x in (ab, target_ab))                                   # (B, P, N) sorted
     return (a - b).abs().mean()
+
+
+def diversity_loss(ab_a: torch.Tensor, ab_b: torch.Tensor, margin: float = 0.1,
+                   size: int = 16) -> torch.Tensor:
+    """Hinge on the mean absolute ab difference of two colorizations of the same images
+    (B, 2, H, W), average-pooled to `size` (regions, not noise): per image
+    max(0, margin - distance) / margin, so 1 for identical outputs and 0 once they differ
+    by `margin` (0.1 of the ab/110 normalisation: 11 ab units); mean over images."""
+    if ab_a.shape != ab_b.shape or ab_a.size(1) != 2:
+        raise ValueError(f"expected two (B, 2, H, W) ab maps, got {tuple(ab_a.shape)} and "
+                         f"{tuple(ab_b.shape)}")
+    if ab_a.size(-1) > size:
+        ab_a, ab_b = (F.adaptive_avg_pool2d(x, size) for x in (ab_a, ab_b))
+    distance = (ab_a - ab_b).abs().mean(dim=(1, 2, 3))
+    return (F.relu(margin - distance) / margin).mean()
 
 
 class ColourRarity:

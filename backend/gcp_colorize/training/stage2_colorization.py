@@ -13,7 +13,10 @@ Losses (generator side), weights in `LossWeights`:
 - ours: smooth L1 on ab (alpha-weighted) for colour placement, optionally also with each
   pixel weighted by the rarity of its colour (`ColourRarity`: saturated colours count as
   much as the common grays); the palette loss (`colour_losses`) towards the ground
-  truth's colours, or the reference's for a shifted z.
+  truth's colours, or the reference's for a shifted z; the diversity loss: the shifted
+  samples run a second time with another shift, and the two colorizations are asked to
+  differ (a hinge, `colour_losses.diversity_loss`), the second also towards its own
+  reference's palette.
 Reason to use the prior (our addition): for a fraction `shift_probability` of the
 samples z gets the same N(0, I) shift the Colorizer uses for alternatives; those samples
 are trained with the reference-based losses only (contextual, adversarial), so the
@@ -47,7 +50,7 @@ from ..model.config import GCPConfig
 from ..model.gcp import GCPModel
 from ..model.lab import model_output_to_rgb, normalize_lab, rgb_to_lab, rgb_to_model_input
 from ..model.spade import SPADE
-from .colour_losses import ColourRarity, palette_loss
+from .colour_losses import ColourRarity, diversity_loss, palette_loss
 from .ema import EMA
 from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
@@ -72,6 +75,7 @@ class LossWeights:
     ab: float = 1.0
     palette: float = 0.0
     rebalanced_ab: float = 0.0
+    diversity: float = 0.0
 
 
 def loss_weights(overrides: list[str]) -> LossWeights:
@@ -201,8 +205,11 @@ class ColorizationStage:
                           encoder_run=str(Path(encoder_run).resolve()))
 
     def options(self) -> dict:
+        weights = asdict(self.weights)
+        if not weights["diversity"]:  # runs from before the term existed still resume
+            del weights["diversity"]
         return {"stage": self.name, "config": self.config.to_dict(), "batch_size": self.batch_size,
-                "weights": asdict(self.weights), **self.hyper}
+                "weights": weights, **self.hyper}
 
     def classes(self, x_l: torch.Tensor) -> torch.Tensor:
         """(B,) conditioning classes (the ablation has no use for them: zeros)."""
@@ -223,7 +230,8 @@ class ColorizationStage:
         z_shift, unshifted = self._shifts(photos.x_l.size(0))
         # With the prior, the colour photos ride along for the domain alignment (their
         # embedding shares the pass, and theta of x_l is computed once for both uses).
-        out = self.model.run(photos.x_l, self.classes(photos.x_l), z_shift,
+        classes = self.classes(photos.x_l)
+        out = self.model.run(photos.x_l, classes, z_shift,
                              colour=photos.rgb_signed if self.use_prior else None)
         ab = out.ab_norm
 
@@ -253,13 +261,22 @@ class ColorizationStage:
             if self.rarity is not None:
                 rare = weight * self.rarity(photos.ab[unshifted])
                 losses["rebalanced_ab"] = (ab_error * rare).sum() / opaque_values
+        shifted = ~unshifted
+        second = None
+        if w.diversity and self.use_prior and shifted.any():
+            second = self.model.run(photos.x_l[shifted], classes[shifted],
+                                    torch.randn(int(shifted.sum()), self.config.dim_z,
+                                                device=self.device))
+            losses["diversity"] = diversity_loss(ab[shifted], second.ab_norm)
         if w.palette:
-            target = photos.ab
+            outputs, targets = [ab], [photos.ab]
             if self.use_prior:
-                with torch.no_grad():
-                    reference_ab = normalize_lab(rgb_to_lab((out.reference + 1) / 2))[1]
-                target = torch.where(unshifted[:, None, None, None], photos.ab, reference_ab)
-            losses["palette"] = palette_loss(ab, target)
+                targets = [torch.where(unshifted[:, None, None, None], photos.ab,
+                                       reference_ab(out.reference))]
+            if second is not None:
+                outputs.append(second.ab_norm)
+                targets.append(reference_ab(second.reference))
+            losses["palette"] = palette_loss(torch.cat(outputs), torch.cat(targets))
         if self.use_prior:
             with torch.no_grad():
                 ref_features = self.feature_losses.features((out.reference + 1) / 2)
@@ -309,6 +326,12 @@ class ColorizationStage:
             rows.append((outputs[0].reference + 1) / 2)
         rows.append(crops)
         save_grid(rows, path)
+
+
+@torch.no_grad()
+def reference_ab(reference: torch.Tensor) -> torch.Tensor:
+    """G's reference image (B, 3, H, W) in [-1, 1] -> its ab_norm (B, 2, H, W)."""
+    return normalize_lab(rgb_to_lab((reference + 1) / 2))[1]
 
 
 @torch.no_grad()
