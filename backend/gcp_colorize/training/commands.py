@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if stage in ("stage2", "ablation"):
             p.add_argument("--loss-weight", action="append", default=[], metavar="NAME=VALUE",
                            help="override a loss weight (adversarial, perceptual, contextual, "
-                                "domain, ab, palette, rebalanced_ab); repeatable")
+                                "domain, ab, palette, rebalanced_ab, diversity); repeatable")
             p.add_argument("--init-from", type=Path,
                            help="start a new run from the networks of another run of this "
                                 "stage (fine-tuning with other loss weights)")
