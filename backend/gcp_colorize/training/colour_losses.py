@@ -22,16 +22,24 @@ import torch
 import torch.nn.functional as F
 
 
+def pooled_ab_pair(ab_a: torch.Tensor, ab_b: torch.Tensor,
+                   size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two (B, 2, H, W) ab maps of one shape (ValueError otherwise), average-pooled to
+    `size` when larger: the colours of regions, not of noise."""
+    if ab_a.shape != ab_b.shape or ab_a.size(1) != 2:
+        raise ValueError(f"expected two (B, 2, H, W) ab maps, got {tuple(ab_a.shape)} and "
+                         f"{tuple(ab_b.shape)}")
+    if ab_a.size(-1) > size:
+        ab_a, ab_b = (F.adaptive_avg_pool2d(x, size) for x in (ab_a, ab_b))
+    return ab_a, ab_b
+
+
 def palette_loss(ab: torch.Tensor, target_ab: torch.Tensor, projections: int = 8,
                  size: int = 32) -> torch.Tensor:
     """Sliced Wasserstein-1 distance between the ab distributions of two batches of
     images, image by image: ab, target_ab (B, 2, H, W) -> scalar (mean over images).
     Both are first average-pooled to `size` (the palette of regions, not of noise)."""
-    if ab.shape != target_ab.shape or ab.size(1) != 2:
-        raise ValueError(f"expected two (B, 2, H, W) ab maps, got {tuple(ab.shape)} and "
-                         f"{tuple(target_ab.shape)}")
-    if ab.size(-1) > size:
-        ab, target_ab = (F.adaptive_avg_pool2d(x, size) for x in (ab, target_ab))
+    ab, target_ab = pooled_ab_pair(ab, target_ab, size)
     angles = torch.arange(projections, device=ab.device, dtype=ab.dtype) * math.pi / projections
     directions = torch.stack((angles.cos(), angles.sin()), dim=1)          # (P, 2)
     a, b = (torch.einsum("pc,bcn->bpn", directions, x.flatten(2)).sort(dim=2).values
@@ -45,11 +53,7 @@ def diversity_loss(ab_a: torch.Tensor, ab_b: torch.Tensor, margin: float = 0.1,
     (B, 2, H, W), average-pooled to `size` (regions, not noise): per image
     max(0, margin - distance) / margin, so 1 for identical outputs and 0 once they differ
     by `margin` (0.1 of the ab/110 normalisation: 11 ab units); mean over images."""
-    if ab_a.shape != ab_b.shape or ab_a.size(1) != 2:
-        raise ValueError(f"expected two (B, 2, H, W) ab maps, got {tuple(ab_a.shape)} and "
-                         f"{tuple(ab_b.shape)}")
-    if ab_a.size(-1) > size:
-        ab_a, ab_b = (F.adaptive_avg_pool2d(x, size) for x in (ab_a, ab_b))
+    ab_a, ab_b = pooled_ab_pair(ab_a, ab_b, size)
     distance = (ab_a - ab_b).abs().mean(dim=(1, 2, 3))
     return (F.relu(margin - distance) / margin).mean()
 
