@@ -126,6 +126,19 @@ def test_resuming_with_other_options_is_refused(tmp_path):
         train(other, tmp_path, Budget(steps=2), seed=0)
 
 
+def test_options_added_later_may_be_missing_from_an_older_run_at_their_old_value():
+    from gcp_colorize.training.loop import options_match
+    older = {"stage": "toy", "weights": {"ab": 1.0}}
+    added_later = {"weights": {"diversity": 0.0}, "reference_palette": True}
+    current = {"stage": "toy", "weights": {"ab": 1.0, "diversity": 0.0}, "reference_palette": True}
+    assert options_match(older, current, added_later)
+    assert not options_match(older, current)  # without the declaration: a different run
+    for changed in ({"weights": {"ab": 1.0, "diversity": 2.0}}, {"reference_palette": False},
+                    {"weights": {"ab": 0.5, "diversity": 0.0}}):
+        assert not options_match(older, {**current, **changed}, added_later)
+    assert not options_match({**older, "gone": 1}, current, added_later)
+
+
 def test_a_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
     stage = build_stage(0)
     train(stage, tmp_path, Budget(steps=1), seed=0)

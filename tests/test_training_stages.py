@@ -242,16 +242,43 @@ def test_the_diversity_loss_trains_the_prior_path(runs, tmp_path):
                                     for name in LossWeights.__dataclass_fields__})
     stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, from_weights=source,
                               weights=only_diversity, shift_probability=1.0, **data)
-    assert "diversity" not in ColorizationStage(CONFIG, CPU, seed=0, from_weights=source,
-                                                **data).options()["weights"]  # old runs resume
     dcn_before = [m.dcn.weight.clone() for m in stage.model.colorization.modules()
                   if isinstance(m, SPADE)]
+    judged_sizes = []
+    stage.patch_discriminator.register_forward_pre_hook(
+        lambda module, inputs: judged_sizes.append(inputs[0].size(0)))
     batch = torch.utils.data.default_collate([data["dataset"][i] for i in range(2)])
     losses = stage.train_step(batch, 0)
     assert 0.0 < losses["diversity"] <= 1.0
+    assert judged_sizes == [2, 2, 4]  # D: photos, outputs; G: outputs and second alternatives
     dcn_after = [m.dcn.weight for m in stage.model.colorization.modules() if isinstance(m, SPADE)]
     # the only way two shifts can differ is through the warped GAN features
     assert any(not torch.equal(a, b) for a, b in zip(dcn_before, dcn_after))
+
+
+def test_without_the_reference_palette_shifted_samples_get_no_palette_pull(runs, tmp_path):
+    from gcp_colorize.training.stage2_colorization import LossWeights
+    root, data = runs
+    source = tmp_path / "source"
+    export_runs(runs, source)
+    only_palette = LossWeights(**{name: float(name == "palette")
+                                  for name in LossWeights.__dataclass_fields__})
+    batch = torch.utils.data.default_collate([data["dataset"][i] for i in range(2)])
+
+    def palette_after_one_step(**options):
+        torch.manual_seed(0)
+        stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, from_weights=source,
+                                  weights=only_palette, **options, **data)
+        return stage, stage.train_step(batch, 0)
+
+    stage, losses = palette_after_one_step(shift_probability=1.0, reference_palette=False)
+    assert stage.options()["reference_palette"] is False
+    assert "palette" not in losses and losses["total"] == 0.0  # every sample shifted
+    stage, losses = palette_after_one_step(shift_probability=1.0)
+    assert losses["palette"] > 0.0  # pulled towards the GAN references
+    _, with_reference = palette_after_one_step(shift_probability=0.0)
+    _, without = palette_after_one_step(shift_probability=0.0, reference_palette=False)
+    assert without["palette"] == pytest.approx(with_reference["palette"])  # photos' palettes
 
 
 def test_stage2_refuses_weights_of_another_config(runs, tmp_path):

@@ -75,6 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 "run, the prior's inputs zeroed: the full model starts as the "
                                 "ablation and learns to use the prior (with --init-from, the "
                                 "correspondence comes from that stage-2 run)")
+            p.add_argument("--no-reference-palette", dest="reference_palette",
+                           action="store_false",
+                           help="no palette loss for samples with a shifted z (by default it "
+                                "pulls them towards their GAN reference's palette, which a "
+                                "weak prior draws as colour blobs)")
             p.add_argument("--encoder-run", type=Path, default=default_run_dir("stage1"),
                            help="the stage-1 run directory")
         p.set_defaults(func=run_stage, stage=stage)
@@ -183,6 +188,7 @@ def build_stage(args: argparse.Namespace, config, device):
         return ColorizationStage(config, device, seed=args.seed, **batch, **rates, weights=weights,
                                  prior_run=args.prior_run.expanduser(),
                                  encoder_run=args.encoder_run.expanduser(),
-                                 init_from=init_from, init_from_ablation=from_ablation)
+                                 init_from=init_from, init_from_ablation=from_ablation,
+                                 reference_palette=args.reference_palette)
     return ColorizationStage(config, device, seed=args.seed, use_prior=False, **batch, **rates,
                              weights=weights, init_from=init_from)

@@ -32,7 +32,8 @@ class Stage(Protocol):
     dataset: object  # map-style: len(), [index] -> dict of tensors, optional set_epoch()
 
     def options(self) -> dict:
-        """Plain values that define the run; a resumed run must have the same."""
+        """Plain values that define the run; a resumed run must have the same (a stage may
+        also name `options_added_later`, see `options_match`)."""
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         """One optimisation step on a collated batch; returns the losses."""
@@ -109,12 +110,28 @@ def require_same_config(checkpoint: dict, config: GCPConfig, run: str) -> None:
         raise ValueError(f"{run} is for config {saved['name']!r}, not {config.name!r}")
 
 
-def options_match(saved: dict, current: dict) -> bool:
-    """Run options equal, the model config compared as a config (see `same_config`)."""
-    if saved.keys() != current.keys():
+def options_match(saved: dict, current: dict, added_later: dict | None = None) -> bool:
+    """Run options equal, the model config compared as a config (see `same_config`).
+
+    `added_later` maps options introduced after some runs were started to the value those
+    runs used: such an option may be missing from `saved` if `current` has that value. A
+    dict value (e.g. the loss weights) maps its own entries the same way."""
+    added_later = added_later or {}
+    if saved.keys() - current.keys():
         return False
-    return all(same_config(value, GCPConfig.from_dict(current[key])) if key == "config"
-               else value == current[key] for key, value in saved.items())
+    for key, value in current.items():
+        if key not in saved:
+            if key not in added_later or added_later[key] != value:
+                return False
+        elif key == "config":
+            if not same_config(saved[key], GCPConfig.from_dict(value)):
+                return False
+        elif isinstance(added_later.get(key), dict) and isinstance(saved[key], dict):
+            if not options_match(saved[key], value, added_later[key]):
+                return False
+        elif saved[key] != value:
+            return False
+    return True
 
 
 def load_items(dataset, items: list[tuple[int, int]]) -> list[dict]:
@@ -176,7 +193,8 @@ def _train(stage: Stage, run_dir: Path, budget: Budget, seed: int, checkpoint_ev
     step, seconds = 0, 0.0
     checkpoint = load_checkpoint(run_dir)
     if checkpoint is not None:
-        if not options_match(checkpoint["options"], stage.options()):
+        if not options_match(checkpoint["options"], stage.options(),
+                             getattr(stage, "options_added_later", None)):
             raise ValueError(
                 f"{run_dir} holds a {checkpoint['options'].get('stage', '?')} run made with "
                 f"options {checkpoint['options']}, which differ from this run's "

@@ -99,10 +99,14 @@ def trained_networks(config: GCPConfig) -> tuple[str, ...]:
 
 
 class ColorizationStage:
+    # options that runs started before them do not record, with the value those runs had
+    options_added_later = {"weights": {"diversity": 0.0}, "reference_palette": True}
+
     def __init__(self, config: GCPConfig, device: torch.device, *, seed: int, use_prior: bool = True,
                  prior_run: Path | None = None, encoder_run: Path | None = None,
                  batch_size: int = 4, lr: float = 1e-4, d_lr: float = 2e-4,
                  weights: LossWeights = LossWeights(), shift_probability: float = 0.5,
+                 reference_palette: bool = True,
                  init_from: Path | None = None, init_from_ablation: Path | None = None,
                  from_weights: Path | None = None, ema_decay: float | None = None,
                  dataset=None, sample_set=None):
@@ -124,6 +128,10 @@ class ColorizationStage:
         self.model = GCPModel(self.config).to(device)
         self.hyper = {"lr": lr, "d_lr": d_lr, "use_prior": use_prior,
                       "shift_probability": shift_probability if use_prior else 0.0}
+        if use_prior:
+            # whether the palette loss of shifted samples (no ground truth applies to them)
+            # targets their GAN reference's palette; with a weak prior that is colour blobs
+            self.hyper["reference_palette"] = reference_palette
         if from_weights is not None:
             self._load_weights(Path(from_weights))
         elif use_prior:
@@ -205,11 +213,8 @@ class ColorizationStage:
                           encoder_run=str(Path(encoder_run).resolve()))
 
     def options(self) -> dict:
-        weights = asdict(self.weights)
-        if not weights["diversity"]:  # runs from before the term existed still resume
-            del weights["diversity"]
         return {"stage": self.name, "config": self.config.to_dict(), "batch_size": self.batch_size,
-                "weights": weights, **self.hyper}
+                "weights": asdict(self.weights), **self.hyper}
 
     def classes(self, x_l: torch.Tensor) -> torch.Tensor:
         """(B,) conditioning classes (the ablation has no use for them: zeros)."""
@@ -244,8 +249,17 @@ class ColorizationStage:
         self.d_opt.step()
 
         w = self.weights
+        shifted = ~unshifted
+        second = None
+        if w.diversity and self.use_prior and shifted.any():
+            second = self.model.run(photos.x_l[shifted], classes[shifted],
+                                    torch.randn(int(shifted.sum()), self.config.dim_z,
+                                                device=self.device))
+        # every output the step makes is judged, the second alternatives too
+        judged = fake_lab if second is None else torch.cat(
+            (fake_lab, torch.cat((photos.x_l[shifted], second.ab_norm), 1)))
         self.patch_discriminator.requires_grad_(False)
-        losses = {"adversarial": lsgan_g_loss(self.patch_discriminator(fake_lab))}
+        losses = {"adversarial": lsgan_g_loss(self.patch_discriminator(judged))}
         self.patch_discriminator.requires_grad_(True)
         out_features = self.feature_losses.features(model_output_to_rgb(photos.x_l, ab))
         if unshifted.any():
@@ -261,22 +275,11 @@ class ColorizationStage:
             if self.rarity is not None:
                 rare = weight * self.rarity(photos.ab[unshifted])
                 losses["rebalanced_ab"] = (ab_error * rare).sum() / opaque_values
-        shifted = ~unshifted
-        second = None
-        if w.diversity and self.use_prior and shifted.any():
-            second = self.model.run(photos.x_l[shifted], classes[shifted],
-                                    torch.randn(int(shifted.sum()), self.config.dim_z,
-                                                device=self.device))
+        if second is not None:
             losses["diversity"] = diversity_loss(ab[shifted], second.ab_norm)
-        if w.palette:
-            outputs, targets = [ab], [photos.ab]
-            if self.use_prior:
-                targets = [torch.where(unshifted[:, None, None, None], photos.ab,
-                                       reference_ab(out.reference))]
-            if second is not None:
-                outputs.append(second.ab_norm)
-                targets.append(reference_ab(second.reference))
-            losses["palette"] = palette_loss(torch.cat(outputs), torch.cat(targets))
+        palette = self._palette_loss(photos, ab, out, unshifted, second) if w.palette else None
+        if palette is not None:
+            losses["palette"] = palette
         if self.use_prior:
             with torch.no_grad():
                 ref_features = self.feature_losses.features((out.reference + 1) / 2)
@@ -290,6 +293,23 @@ class ColorizationStage:
         if self.ema is not None:
             self.ema.update(self.trained_modules)
         return {"d": d_loss.item(), "total": total.item(), **{k: v.item() for k, v in losses.items()}}
+
+    def _palette_loss(self, photos, ab: torch.Tensor, out, unshifted: torch.Tensor,
+                      second) -> torch.Tensor | None:
+        """Unshifted outputs towards their photo's palette; shifted ones (and the second
+        alternatives) towards their GAN reference's, unless `reference_palette` is off
+        (then None when every sample is shifted)."""
+        if not (self.use_prior and self.hyper["reference_palette"]):
+            if not unshifted.any():
+                return None
+            return palette_loss(ab[unshifted], photos.ab[unshifted])
+        outputs = [ab]
+        targets = [torch.where(unshifted[:, None, None, None], photos.ab,
+                               reference_ab(out.reference))]
+        if second is not None:
+            outputs.append(second.ab_norm)
+            targets.append(reference_ab(second.reference))
+        return palette_loss(torch.cat(outputs), torch.cat(targets))
 
     def state_dict(self) -> dict:
         return {**{name: getattr(self.model, name).state_dict() for name in self.trained},
