@@ -234,7 +234,7 @@ def test_stage2_fine_tunes_exported_weights_without_the_earlier_runs(runs, tmp_p
 
 def test_the_diversity_loss_trains_the_prior_path(runs, tmp_path):
     from gcp_colorize.model.spade import SPADE
-    from gcp_colorize.training.stage2_colorization import LossWeights
+    from gcp_colorize.training.loss_weights import LossWeights
     root, data = runs
     source = tmp_path / "source"
     export_runs(runs, source)
@@ -257,7 +257,7 @@ def test_the_diversity_loss_trains_the_prior_path(runs, tmp_path):
 
 
 def test_without_the_reference_palette_shifted_samples_get_no_palette_pull(runs, tmp_path):
-    from gcp_colorize.training.stage2_colorization import LossWeights
+    from gcp_colorize.training.loss_weights import LossWeights
     root, data = runs
     source = tmp_path / "source"
     export_runs(runs, source)

@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from .loss_weights import LOSS_NAMES, loss_weights
+
 TRAIN_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gcp-colorize" / "train"
 STAGES = ("stage0", "stage1", "stage2", "ablation")
 
@@ -53,8 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="the stage-0 run directory")
         if stage in ("stage2", "ablation"):
             p.add_argument("--loss-weight", action="append", default=[], metavar="NAME=VALUE",
-                           help="override a loss weight (adversarial, perceptual, contextual, "
-                                "domain, ab, palette, rebalanced_ab, diversity); repeatable")
+                           help=f"override a loss weight ({', '.join(LOSS_NAMES)}); "
+                                "repeatable")
             p.add_argument("--init-from", type=Path,
                            help="start a new run from the networks of another run of this "
                                 "stage (fine-tuning with other loss weights)")
@@ -178,7 +180,7 @@ def build_stage(args: argparse.Namespace, config, device):
         from .stage1_encoder import EncoderStage
         return EncoderStage(config, device, seed=args.seed, prior_run=args.prior_run.expanduser(),
                             **batch)
-    from .stage2_colorization import ColorizationStage, loss_weights
+    from .stage2_colorization import ColorizationStage
     weights = loss_weights(args.loss_weight)
     rates = {"lr": args.lr, "d_lr": args.d_lr, "ema_decay": args.ema,
              "from_weights": args.from_weights.expanduser() if args.from_weights else None}

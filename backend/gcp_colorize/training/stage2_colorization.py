@@ -13,10 +13,10 @@ Losses (generator side), weights in `LossWeights`:
 - ours: smooth L1 on ab (alpha-weighted) for colour placement, optionally also with each
   pixel weighted by the rarity of its colour (`ColourRarity`: saturated colours count as
   much as the common grays); the palette loss (`colour_losses`) towards the ground
-  truth's colours, or the reference's for a shifted z; the diversity loss: the shifted
-  samples run a second time with another shift, and the two colorizations are asked to
-  differ (a hinge, `colour_losses.diversity_loss`), the second also towards its own
-  reference's palette.
+  truth's colours, or the reference's for a shifted z (unless `reference_palette` is
+  off); the diversity loss: the shifted samples run a second time with another shift, and
+  the two colorizations are asked to differ (a hinge, `colour_losses.diversity_loss`),
+  the second also judged by the PatchGAN and pulled like the first.
 Reason to use the prior (our addition): for a fraction `shift_probability` of the
 samples z gets the same N(0, I) shift the Colorizer uses for alternatives; those samples
 are trained with the reference-based losses only (contextual, adversarial), so the
@@ -38,7 +38,7 @@ takes; with batches of 4 single checkpoints swing, the average less.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -56,41 +56,13 @@ from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
 from .patch_discriminator import MultiScalePatchDiscriminator, scales_for
 from .loop import require_same_config
+from .loss_weights import LossWeights
 from .photos import gray_classes, photo_batch, sample_crops, training_set
 from .run_state import stage_checkpoint
 from .samples import save_grid
 from .stage0_prior import load_prior
 from .stage1_encoder import load_encoder, photo_classes
 
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Chosen so that each term starts near 1 (the classifier's stage-5 features are large:
-    their MSE starts near 30; the embeddings' L1 near 0.15)."""
-    adversarial: float = 1.0
-    perceptual: float = 0.05
-    contextual: float = 1.0
-    domain: float = 5.0
-    ab: float = 1.0
-    palette: float = 0.0
-    rebalanced_ab: float = 0.0
-    diversity: float = 0.0
-
-
-def loss_weights(overrides: list[str]) -> LossWeights:
-    """LossWeights with "name=value" overrides (the command line's --loss-weight)."""
-    values = {}
-    for item in overrides:
-        name, _, value = item.partition("=")
-        if name not in LossWeights.__dataclass_fields__:
-            raise ValueError(f"unknown loss {name!r}; known: "
-                             f"{', '.join(LossWeights.__dataclass_fields__)}")
-        try:
-            values[name] = float(value)
-        except ValueError:
-            raise ValueError(f"loss weight {item!r} is not NAME=NUMBER") from None
-    return LossWeights(**values)
 
 
 def trained_networks(config: GCPConfig) -> tuple[str, ...]:
