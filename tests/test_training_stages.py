@@ -292,6 +292,15 @@ def test_stage2_refuses_weights_of_another_config(runs, tmp_path):
                           init_from=root / "stage2", **data)
 
 
+def test_the_encoder_of_another_config_is_refused(runs):
+    import dataclasses
+    from gcp_colorize.training.stage1_encoder import load_encoder
+    root, _ = runs
+    other = dataclasses.replace(CONFIG, name="test64-wider", e_ch=8)
+    with pytest.raises(ValueError, match="stage-1 run .* is for config 'test64'"):
+        load_encoder(root / "stage1", other, CPU)
+
+
 def test_the_ablation_starts_from_a_full_models_net_with_the_prior_path_closed(runs, tmp_path):
     root, data = runs
     export_runs(runs, tmp_path / "full")
