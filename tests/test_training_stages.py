@@ -3,6 +3,7 @@ trains and resumes exactly, the chain of runs is checked, and the export is a we
 directory that the weights store loads (full model with named directions; ablation)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -232,22 +233,27 @@ def test_stage2_fine_tunes_exported_weights_without_the_earlier_runs(runs, tmp_p
     assert record["runs"]["stage0"]["step"] == 2 and record["runs"]["stage2"]["step"] == 2
 
 
+def one_loss_stage(runs, source: Path, loss: str, **options) -> tuple[ColorizationStage, dict]:
+    """A stage 2 from the fixture's exported weights with only `loss` on, and a batch of 2."""
+    from gcp_colorize.training.loss_weights import LOSS_NAMES, LossWeights
+    _, data = runs
+    if not source.exists():
+        export_runs(runs, source)
+    only = LossWeights(**{name: float(name == loss) for name in LOSS_NAMES})
+    torch.manual_seed(0)
+    stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, from_weights=source,
+                              weights=only, **options, **data)
+    return stage, torch.utils.data.default_collate([data["dataset"][i] for i in range(2)])
+
+
 def test_the_diversity_loss_trains_the_prior_path(runs, tmp_path):
     from gcp_colorize.model.spade import SPADE
-    from gcp_colorize.training.loss_weights import LossWeights
-    root, data = runs
-    source = tmp_path / "source"
-    export_runs(runs, source)
-    only_diversity = LossWeights(**{name: float(name == "diversity")
-                                    for name in LossWeights.__dataclass_fields__})
-    stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, from_weights=source,
-                              weights=only_diversity, shift_probability=1.0, **data)
+    stage, batch = one_loss_stage(runs, tmp_path / "source", "diversity", shift_probability=1.0)
     dcn_before = [m.dcn.weight.clone() for m in stage.model.colorization.modules()
                   if isinstance(m, SPADE)]
     judged_sizes = []
     stage.patch_discriminator.register_forward_pre_hook(
         lambda module, inputs: judged_sizes.append(inputs[0].size(0)))
-    batch = torch.utils.data.default_collate([data["dataset"][i] for i in range(2)])
     losses = stage.train_step(batch, 0)
     assert 0.0 < losses["diversity"] <= 1.0
     assert judged_sizes == [2, 2, 4]  # D: photos, outputs; G: outputs and second alternatives
@@ -257,18 +263,8 @@ def test_the_diversity_loss_trains_the_prior_path(runs, tmp_path):
 
 
 def test_without_the_reference_palette_shifted_samples_get_no_palette_pull(runs, tmp_path):
-    from gcp_colorize.training.loss_weights import LossWeights
-    root, data = runs
-    source = tmp_path / "source"
-    export_runs(runs, source)
-    only_palette = LossWeights(**{name: float(name == "palette")
-                                  for name in LossWeights.__dataclass_fields__})
-    batch = torch.utils.data.default_collate([data["dataset"][i] for i in range(2)])
-
     def palette_after_one_step(**options):
-        torch.manual_seed(0)
-        stage = ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, from_weights=source,
-                                  weights=only_palette, **options, **data)
+        stage, batch = one_loss_stage(runs, tmp_path / "source", "palette", **options)
         return stage, stage.train_step(batch, 0)
 
     stage, losses = palette_after_one_step(shift_probability=1.0, reference_palette=False)
