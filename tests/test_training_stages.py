@@ -270,6 +270,7 @@ def test_without_the_reference_palette_shifted_samples_get_no_palette_pull(runs,
     stage, losses = palette_after_one_step(shift_probability=1.0, reference_palette=False)
     assert stage.options()["reference_palette"] is False
     assert "palette" not in losses and losses["total"] == 0.0  # every sample shifted
+    assert "contextual" not in losses  # a term at weight 0 is not computed
     stage, losses = palette_after_one_step(shift_probability=1.0)
     assert losses["palette"] > 0.0  # pulled towards the GAN references
     _, with_reference = palette_after_one_step(shift_probability=0.0)
