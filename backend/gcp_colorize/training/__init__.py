@@ -9,6 +9,7 @@ Stages (paper section 3, plus our stage 0 because no pretrained BigGAN exists he
 Modules: `loop` (resumable training loop: budget, checkpoints, progress, log),
 `run_state` (checkpoint files and RNG states), `batches` (deterministic, resumable batch
 order), `progress`, `ema`, `diffaugment`, `gan_losses`, `feature_losses`,
-`patch_discriminator`, `loss_weights` (stage 2's), one module per stage, `directions` (latent directions of the
-project's G), `export` (weights directory), `commands` (`gcp-colorize train ...`).
+`patch_discriminator`, `loss_weights` (stage 2's), one module per stage, `directions`
+(latent directions of the project's G), `export` (weights directory), `commands`
+(`gcp-colorize train ...`).
 """
