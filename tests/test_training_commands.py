@@ -3,17 +3,18 @@
 import inspect
 
 from gcp_colorize import cli
-from gcp_colorize.training import commands, stage2_colorization
+from gcp_colorize.training import commands, stage0_prior, stage2_colorization
 
 
 class RecordedStage:
-    """Stands in for ColorizationStage: keeps the keyword arguments it was built with."""
+    """Stands in for a stage class: keeps the keyword arguments it was built with."""
 
     def __init__(self, config, device, **options):
         self.options = options
 
 
 def built_with(monkeypatch, argv):
+    monkeypatch.setattr(stage0_prior, "GANPriorStage", RecordedStage)
     monkeypatch.setattr(stage2_colorization, "ColorizationStage", RecordedStage)
     args = cli.build_parser().parse_args(argv)
     return commands.build_stage(args, config=None, device="cpu").options
@@ -29,6 +30,15 @@ def test_learning_rates_default_to_the_stage_defaults(monkeypatch):
     defaults = inspect.signature(stage2_colorization.ColorizationStage).parameters
     options = built_with(monkeypatch, ["train", "stage2"])
     assert (options["lr"], options["d_lr"]) == (defaults["lr"].default, defaults["d_lr"].default)
+
+
+def test_learning_rates_of_g_and_d_reach_stage0(monkeypatch):
+    defaults = inspect.signature(stage0_prior.GANPriorStage).parameters
+    options = built_with(monkeypatch, ["train", "stage0", "--lr", "5e-5", "--d-lr", "3e-4"])
+    assert (options["g_lr"], options["d_lr"]) == (5e-5, 3e-4)
+    options = built_with(monkeypatch, ["train", "stage0"])
+    assert (options["g_lr"], options["d_lr"]) == (defaults["g_lr"].default,
+                                                  defaults["d_lr"].default)
 
 
 def test_weights_to_fine_tune_and_the_average_reach_the_stage(monkeypatch, tmp_path):

@@ -50,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
         p.add_argument("--checkpoint-minutes", type=float, default=10.0,
                        help="minutes between checkpoints (default 10)")
+        if stage == "stage0":
+            p.add_argument("--lr", type=float, default=2e-4,
+                           help="learning rate of G (default 2e-4)")
+            p.add_argument("--d-lr", type=float, default=2e-4,
+                           help="learning rate of D (default 2e-4)")
         if stage in ("stage1", "stage2"):
             p.add_argument("--prior-run", type=Path, default=default_run_dir("stage0"),
                            help="the stage-0 run directory")
@@ -175,7 +180,8 @@ def build_stage(args: argparse.Namespace, config, device):
     batch = {"batch_size": args.batch_size} if args.batch_size else {}
     if args.stage == "stage0":
         from .stage0_prior import GANPriorStage
-        return GANPriorStage(config, device, seed=args.seed, **batch)
+        return GANPriorStage(config, device, seed=args.seed, g_lr=args.lr, d_lr=args.d_lr,
+                             **batch)
     if args.stage == "stage1":
         from .stage1_encoder import EncoderStage
         return EncoderStage(config, device, seed=args.seed, prior_run=args.prior_run.expanduser(),
