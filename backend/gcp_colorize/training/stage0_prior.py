@@ -2,9 +2,9 @@
 
 No pretrained BigGAN can be had here, so the project trains its own at the native
 resolution of the config. Choices for ~500 photos on 2 CPU cores:
-- hinge loss, Adam with betas (0, 0.999) and eps 1e-6, equal learning rates (BigGAN's
-  2:1 D:G step ratio is too costly here; spectral norm in both nets keeps one D step
-  per G step stable);
+- hinge loss, Adam with betas (0, 0.999) and eps 1e-6, one D step per G step (BigGAN's
+  2:1 is too costly here), equal learning rates by default (`--lr` / `--d-lr`; with G's
+  at a quarter of D's, D tells photos from samples far better: see the model card);
 - differentiable augmentation (translation + cutout) of every image D sees, real and
   generated, so D does not memorise the few photos;
 - an EMA of G's weights (the generator that is exported), whose batch-norm statistics are
