@@ -12,7 +12,8 @@ from gcp_colorize import weights
 from gcp_colorize.model.config import GCPConfig
 from gcp_colorize.training import run_state
 from gcp_colorize.training.class_embedding import semantic_class_table
-from gcp_colorize.training.export import TRAINING_RECORD, export_ablation, export_full
+from gcp_colorize.training.export import (TRAINING_RECORD, export_ablation, export_average,
+                                          export_full)
 from gcp_colorize.training.loop import Budget, train
 from gcp_colorize.training.stage0_prior import GANPriorStage, load_prior
 from gcp_colorize.training.stage1_encoder import EncoderStage
@@ -156,6 +157,44 @@ def test_export_writes_a_loadable_weights_directory_with_named_directions(runs, 
     x_l = torch.zeros(1, 1, 64, 64)
     ab = loaded.model(x_l, torch.tensor([3]))
     assert ab.shape == (1, 2, 64, 64) and torch.isfinite(ab).all()
+
+
+def test_average_interpolates_the_fine_tuned_nets_of_two_weights_directories(runs, tmp_path):
+    root, data = runs
+    first, second = tmp_path / "first", tmp_path / "second"
+    export_runs(runs, first)
+    export_runs(runs, second)
+    changed = weights.read_model(second)
+    with torch.no_grad():
+        for param in changed.colorization.parameters():
+            param.add_(1.0)
+    weights.save_model(changed, second, weights.read_directions(second))
+    record = export_average(tmp_path / "mix", first, second, 0.25, CPU,
+                            train_set=data["dataset"], val_set=data["sample_set"],
+                            log=lambda message: None)
+    mix, a = weights.read_model(tmp_path / "mix"), weights.read_model(first)
+    for name, value in mix.colorization.state_dict().items():
+        if value.is_floating_point() and name in dict(mix.colorization.named_parameters()):
+            assert torch.allclose(value, a.colorization.state_dict()[name] + 0.25, atol=1e-6)
+    assert all(torch.equal(value, a.encoder.state_dict()[key])
+               for key, value in mix.encoder.state_dict().items())
+    on_disk = json.loads((tmp_path / "mix" / TRAINING_RECORD).read_text())
+    assert on_disk["averaged"]["ratio_of_second"] == 0.25 == record["averaged"]["ratio_of_second"]
+    assert [source["weights"] for source in on_disk["averaged"]["of"]] == [
+        str(first.resolve()), str(second.resolve())]
+    assert on_disk["runs"]["stage2"]["step"] == 2 and on_disk["directions"]
+    assert weights.read_directions(tmp_path / "mix") is not None
+
+    # a different frozen network (here E) means the two were not fine-tuned from one start
+    with torch.no_grad():
+        next(changed.encoder.parameters()).add_(1.0)
+    weights.save_model(changed, second, weights.read_directions(second))
+    with pytest.raises(ValueError, match="encoder .* differ"):
+        export_average(tmp_path / "bad", first, second, 0.5, CPU, train_set=data["dataset"],
+                       val_set=data["sample_set"], log=lambda message: None)
+    with pytest.raises(ValueError, match="ratio"):
+        export_average(tmp_path / "bad", first, first, 1.5, CPU, train_set=data["dataset"],
+                       val_set=data["sample_set"], log=lambda message: None)
 
 
 def test_ablation_export_holds_only_the_colorization_net(runs, tmp_path):

@@ -107,6 +107,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.set_defaults(func=run_export)
 
+    p = actions.add_parser(
+        "average", help="average the fine-tuned nets of two weights directories",
+        description="Write a weights directory whose correspondence and colorization nets are "
+                    "(1 - ratio) * FIRST + ratio * SECOND, with latent directions measured on "
+                    "it. Both must share every other network (fine-tuned from the same "
+                    "weights, e.g. with `train stage2 --from-weights`).")
+    p.add_argument("first", type=Path, help="weights directory")
+    p.add_argument("second", type=Path, help="weights directory")
+    p.add_argument("--ratio", type=float, default=0.5, help="weight of SECOND (default 0.5)")
+    p.add_argument("--out", type=Path, required=True, help="weights directory to write")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    p.set_defaults(func=run_average, config="small")
+
 
 def _setup(args: argparse.Namespace):
     """(config, device) from the common flags; None if the config is unknown."""
@@ -168,6 +182,31 @@ def run_export(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"train export: {exc}", file=sys.stderr)
         return 1
+    return _report(record, out)
+
+
+def run_average(args: argparse.Namespace) -> int:
+    from ..weights import WeightsError, read_config
+    from .export import export_average
+    from .photos import training_set
+
+    setup = _setup(args)
+    if setup is None:
+        return 2
+    _, device = setup
+    out, first = args.out.expanduser(), args.first.expanduser()
+    try:
+        resolution = read_config(first).resolution
+        record = export_average(out, first, args.second.expanduser(), args.ratio, device,
+                                train_set=training_set(resolution, seed=0),
+                                val_set=training_set(resolution, seed=0, split="val"))
+    except (FileNotFoundError, ValueError, WeightsError) as exc:
+        print(f"train average: {exc}", file=sys.stderr)
+        return 1
+    return _report(record, out)
+
+
+def _report(record: dict, out: Path) -> int:
     for stage, run in record["runs"].items():
         print(f"{stage}: step {run['step']}, {run['hours']} h, {run['run_dir']}")
     for direction in record.get("directions", []):

@@ -5,9 +5,11 @@ and 2 saw it) and D's feature blocks from stage 0, E from stage 1, the correspon
 colorization nets from stage 2, and the named latent directions (see `directions`); a
 stage-2 run that fine-tuned a weights directory (`from_weights`) takes its frozen networks
 from that directory, and its record extends that directory's. The
-ablation: its colorization net alone, in a config with `gan_prior` off. Beside the
-tensors, `training.json` records each run's steps, hours and options, and the measured
-effect of each direction (the model card quotes it).
+ablation: its colorization net alone, in a config with `gan_prior` off. An average: the
+trained nets of two weights directories fine-tuned from the same frozen networks,
+interpolated ("model soup"; such averages kept the lower FID of one run and the top-1
+agreement of the other). Beside the tensors, `training.json` records each run's steps,
+hours and options, and the measured effect of each direction (the model card quotes it).
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from .. import weights
 from ..model.config import GCPConfig
 from ..model.gcp import GCPModel
 from ..model.lab import rgb_to_model_input
-from .directions import as_named, discover, named_directions
+from .directions import MeasuredDirection, as_named, discover, named_directions
 from .photos import gray_classes, sample_crops
 from .run_state import load_checkpoint
 from .stage0_prior import load_prior
 from .stage1_encoder import load_encoder, photo_classes
-from .stage2_colorization import load_colorization
+from .stage2_colorization import load_colorization, trained_networks
 
 TRAINING_RECORD = "training.json"
 DIRECTION_AMOUNT = 4.0   # walk used to measure a direction (z ~ N(0, I) per dimension)
@@ -82,22 +84,70 @@ def ablation_model(config: GCPConfig, device: torch.device, ablation_run: Path) 
     return model.eval().requires_grad_(False)
 
 
+def measure_directions(model: GCPModel, classes: torch.Tensor, val_set, device: torch.device,
+                       log=print) -> list[MeasuredDirection]:
+    """Discover the latent directions of `model` (G sampled over `classes`) and keep the
+    strongest named ones, measured on `val_set` (the validation photos)."""
+    from ..model.classifier import ImageNetClassifier
+
+    log("discovering latent directions (PCA of G's features)")
+    candidates = discover(model, classes, count=DIRECTION_CANDIDATES)
+    x_l = rgb_to_model_input(sample_crops(val_set, MEASURE_PHOTOS).to(device))
+    measure_classes = gray_classes(ImageNetClassifier(device), x_l, model.config.n_classes)
+    log(f"measuring {len(candidates)} directions on {x_l.size(0)} validation photos")
+    return named_directions(model, x_l, measure_classes, candidates, DIRECTION_AMOUNT,
+                            keep=DIRECTIONS_KEPT)
+
+
+def average_model(first: Path, second: Path, ratio: float, device: torch.device) -> GCPModel:
+    """(1 - ratio) * first + ratio * second for the nets stage 2 trains; every other
+    network must be the same in both (they were fine-tuned from the same weights)."""
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"the ratio must be in [0, 1], got {ratio}")
+    model, other = (weights.read_model(Path(d)).to(device) for d in (first, second))
+    if model.config != other.config:
+        raise ValueError(f"{first} and {second} have different configs")
+    trained = trained_networks(model.config)
+    for name, module in model.named_children():
+        theirs = getattr(other, name).state_dict()
+        if name not in trained:
+            if any(not torch.equal(value, theirs[key]) for key, value in module.state_dict().items()):
+                raise ValueError(f"the {name} of {first} and {second} differ: only weights "
+                                 f"fine-tuned from the same frozen networks can be averaged")
+            continue
+        module.load_state_dict({key: torch.lerp(value, theirs[key], ratio)
+                                if value.is_floating_point() else value
+                                for key, value in module.state_dict().items()})
+    return model.eval().requires_grad_(False)
+
+
+def export_average(out: Path, first: Path, second: Path, ratio: float, device: torch.device, *,
+                   train_set, val_set, log=print) -> dict:
+    """Write the average of two weights directories (see `average_model`) with directions
+    measured on it. Its record keeps both sources' records; its `runs` are the first's
+    (where a later fine-tune finds stages 0 and 1)."""
+    model = average_model(first, second, ratio, device)
+    chosen = measure_directions(model, photo_classes(train_set), val_set, device, log)
+    weights.save_model(model, out, as_named(chosen))
+    sources = [{"weights": str(Path(d).resolve()),
+                "record": json.loads((Path(d) / TRAINING_RECORD).read_text())}
+               for d in (first, second)]
+    record = {"exported": time.strftime("%Y-%m-%d %H:%M:%S"), "config": model.config.name,
+              "runs": sources[0]["record"]["runs"],
+              "averaged": {"ratio_of_second": ratio, "of": sources},
+              "directions": [d.summary() for d in chosen]}
+    _write_record(out, record)
+    return record
+
+
 def export_full(out: Path, config: GCPConfig, device: torch.device, *, prior_run: Path,
                 encoder_run: Path, colorization_run: Path, train_set, val_set,
                 log=print) -> dict:
     """Write the full model and its directions to `out`; returns the training record.
     The directions are measured on `val_set` (the validation photos)."""
-    from ..model.classifier import ImageNetClassifier
-
     classes = photo_classes(train_set)
     model = full_model(config, device, prior_run, encoder_run, colorization_run, classes)
-    log("discovering latent directions (PCA of G's features)")
-    candidates = discover(model, classes, count=DIRECTION_CANDIDATES)
-    x_l = rgb_to_model_input(sample_crops(val_set, MEASURE_PHOTOS).to(device))
-    measure_classes = gray_classes(ImageNetClassifier(device), x_l, config.n_classes)
-    log(f"measuring {len(candidates)} directions on {x_l.size(0)} validation photos")
-    chosen = named_directions(model, x_l, measure_classes, candidates, DIRECTION_AMOUNT,
-                              keep=DIRECTIONS_KEPT)
+    chosen = measure_directions(model, classes, val_set, device, log)
     weights.save_model(model, out, as_named(chosen))
     stage2 = run_record(colorization_run)
     source = stage2["options"].get("from_weights")
