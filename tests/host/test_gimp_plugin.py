@@ -111,7 +111,10 @@ def test_gray_photo_gets_a_group_of_colorized_layers_above_the_untouched_source(
     size = (512, 512)
     source_rgb, _ = rgb_alpha(run, record["source"]["pixels"], size)
     after_rgb, _ = rgb_alpha(run, record["source_pixels_after"], size)
-    np.testing.assert_array_equal(after_rgb, source_rgb)  # untouched by conversion and colorization
+    # Untouched by conversion and colorization, compared at the photo's 8-bit precision: GIMP
+    # reads the same 8-bit value of the gray and the converted RGB layer through different
+    # float paths, which once differed by one float ulp (6e-8) on 3% of the pixels.
+    np.testing.assert_array_equal(np.rint(after_rgb * 255), np.rint(source_rgb * 255))
     source_l = lightness(source_rgb)
     results = [rgb_alpha(run, name, size) for name in record["results"]]
     for rgb, alpha in results:
