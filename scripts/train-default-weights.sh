@@ -6,8 +6,9 @@
 # continued for the same time, then both fine-tuned from the full model's export with
 # weight averaging (equal time again), then the full model fine-tuned once more with the
 # diversity loss and averaged half and half with its start (the sixth set's last steps),
-# then exports and evaluates them on the development photos. Budgets in training hours (env overrides); the defaults are longer than the
-# shipped weights' runs (weights/default/MODEL_CARD.md records those). Run state lives in
+# then exports and evaluates them on the development photos. Budgets in training hours
+# (env overrides); the defaults are longer than the shipped weights' runs
+# (weights/default/MODEL_CARD.md records those). Run state lives in
 # ~/.cache/gcp-colorize/train/<stage>; needs `gcp-colorize data prepare` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."

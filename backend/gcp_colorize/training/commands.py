@@ -119,22 +119,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="weights directory to write")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
-    p.set_defaults(func=run_average, config="small")
+    p.set_defaults(func=run_average)
 
 
 def _setup(args: argparse.Namespace):
     """(config, device) from the common flags; None if the config is unknown."""
-    import torch
-
     from ..model.config import CONFIGS
 
     if args.config not in CONFIGS:
         print(f"unknown config {args.config!r}; known: {', '.join(CONFIGS)}", file=sys.stderr)
         return None
+    return CONFIGS[args.config], _device(args)
+
+
+def _device(args: argparse.Namespace):
+    """The torch device of --device (CUDA when present by default), after --threads."""
+    import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return CONFIGS[args.config], device
+    return torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def run_stage(args: argparse.Namespace) -> int:
@@ -190,10 +194,7 @@ def run_average(args: argparse.Namespace) -> int:
     from .export import export_average
     from .photos import training_set
 
-    setup = _setup(args)
-    if setup is None:
-        return 2
-    _, device = setup
+    device = _device(args)
     out, first = args.out.expanduser(), args.first.expanduser()
     try:
         resolution = read_config(first).resolution
