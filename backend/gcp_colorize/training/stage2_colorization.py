@@ -252,11 +252,11 @@ class ColorizationStage:
         palette = self._palette_loss(photos, ab, out, unshifted, second) if w.palette else None
         if palette is not None:
             losses["palette"] = palette
-        if self.use_prior and w.contextual:  # at weight 0 the reference's features are skipped
-            with torch.no_grad():
-                ref_features = self.feature_losses.features((out.reference + 1) / 2)
-            losses["contextual"] = self.feature_losses.contextual(out_features, ref_features)
         if self.use_prior:
+            if w.contextual:  # at weight 0 the reference's features are not computed
+                with torch.no_grad():
+                    ref_features = self.feature_losses.features((out.reference + 1) / 2)
+                losses["contextual"] = self.feature_losses.contextual(out_features, ref_features)
             theta, colour_phi = out.alignment  # paper eq. 4: gray query vs colour reference
             losses["domain"] = F.l1_loss(theta, colour_phi)
         total = sum(getattr(w, k) * v for k, v in losses.items())
