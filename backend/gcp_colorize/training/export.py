@@ -132,12 +132,9 @@ def export_average(out: Path, first: Path, second: Path, ratio: float, device: t
     sources = [{"weights": str(Path(d).resolve()),
                 "record": json.loads((Path(d) / TRAINING_RECORD).read_text())}
                for d in (first, second)]
-    record = {"exported": time.strftime("%Y-%m-%d %H:%M:%S"), "config": model.config.name,
-              "runs": sources[0]["record"]["runs"],
-              "averaged": {"ratio_of_second": ratio, "of": sources},
-              "directions": [d.summary() for d in chosen]}
-    _write_record(out, record)
-    return record
+    return _write_record(out, model.config.name, runs=sources[0]["record"]["runs"],
+                         averaged={"ratio_of_second": ratio, "of": sources},
+                         directions=[d.summary() for d in chosen])
 
 
 def export_full(out: Path, config: GCPConfig, device: torch.device, *, prior_run: Path,
@@ -158,23 +155,21 @@ def export_full(out: Path, config: GCPConfig, device: torch.device, *, prior_run
     else:
         runs = {"stage0": run_record(prior_run), "stage1": run_record(encoder_run),
                 "stage2": stage2}
-    record = {"exported": time.strftime("%Y-%m-%d %H:%M:%S"), "config": config.name,
-              "runs": runs, "directions": [d.summary() for d in chosen]}
-    if source:
-        record["fine_tuned_from"] = {"weights": source, "runs": earlier}
-    _write_record(out, record)
-    return record
+    origin = {"fine_tuned_from": {"weights": source, "runs": earlier}} if source else {}
+    return _write_record(out, config.name, runs=runs,
+                         directions=[d.summary() for d in chosen], **origin)
 
 
 def export_ablation(out: Path, config: GCPConfig, device: torch.device, *,
                     ablation_run: Path) -> dict:
     model = ablation_model(config, device, ablation_run)
     weights.save_model(model, out)
-    record = {"exported": time.strftime("%Y-%m-%d %H:%M:%S"), "config": model.config.name,
-              "gan_prior": False, "runs": {"ablation": run_record(ablation_run)}}
-    _write_record(out, record)
-    return record
+    return _write_record(out, model.config.name, gan_prior=False,
+                         runs={"ablation": run_record(ablation_run)})
 
 
-def _write_record(out: Path, record: dict) -> None:
+def _write_record(out: Path, config_name: str, **fields) -> dict:
+    """Stamp the export time and config on `fields`, write them as the training record."""
+    record = {"exported": time.strftime("%Y-%m-%d %H:%M:%S"), "config": config_name, **fields}
     (Path(out) / TRAINING_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    return record
