@@ -167,7 +167,6 @@ def run_stage(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from .export import export_ablation, export_full
-    from .photos import training_set
 
     setup = _setup(args)
     if setup is None:
@@ -181,8 +180,7 @@ def run_export(args: argparse.Namespace) -> int:
             record = export_full(out, config, device, prior_run=args.prior_run.expanduser(),
                                  encoder_run=args.encoder_run.expanduser(),
                                  colorization_run=args.colorization_run.expanduser(),
-                                 train_set=training_set(config.resolution, seed=0),
-                                 val_set=training_set(config.resolution, seed=0, split="val"))
+                                 **_direction_photos(config.resolution))
     except (FileNotFoundError, ValueError) as exc:
         print(f"train export: {exc}", file=sys.stderr)
         return 1
@@ -192,19 +190,25 @@ def run_export(args: argparse.Namespace) -> int:
 def run_average(args: argparse.Namespace) -> int:
     from ..weights import WeightsError, read_config
     from .export import export_average
-    from .photos import training_set
 
     device = _device(args)
     out, first = args.out.expanduser(), args.first.expanduser()
     try:
-        resolution = read_config(first).resolution
         record = export_average(out, first, args.second.expanduser(), args.ratio, device,
-                                train_set=training_set(resolution, seed=0),
-                                val_set=training_set(resolution, seed=0, split="val"))
+                                **_direction_photos(read_config(first).resolution))
     except (FileNotFoundError, ValueError, WeightsError) as exc:
         print(f"train average: {exc}", file=sys.stderr)
         return 1
     return _report(record, out)
+
+
+def _direction_photos(resolution: int) -> dict:
+    """The photo sets every export measures latent directions with: the training set (its
+    classes) and the fixed validation split, both as seed 0 makes them."""
+    from .photos import training_set
+
+    return {"train_set": training_set(resolution, seed=0),
+            "val_set": training_set(resolution, seed=0, split="val")}
 
 
 def _report(record: dict, out: Path) -> int:
