@@ -34,8 +34,8 @@ def test_learning_rates_default_to_the_stage_defaults(monkeypatch):
 
 def test_learning_rates_of_g_and_d_reach_stage0(monkeypatch):
     defaults = inspect.signature(stage0_prior.GANPriorStage).parameters
-    options = built_with(monkeypatch, ["train", "stage0", "--lr", "5e-5", "--d-lr", "3e-4"])
-    assert (options["g_lr"], options["d_lr"]) == (5e-5, 3e-4)
+    options = built_with(monkeypatch, ["train", "stage0", "--lr", "1e-5", "--d-lr", "3e-4"])
+    assert (options["g_lr"], options["d_lr"]) == (1e-5, 3e-4)
     options = built_with(monkeypatch, ["train", "stage0"])
     assert (options["g_lr"], options["d_lr"]) == (defaults["g_lr"].default,
                                                   defaults["d_lr"].default)

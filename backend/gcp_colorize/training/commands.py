@@ -51,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--checkpoint-minutes", type=float, default=10.0,
                        help="minutes between checkpoints (default 10)")
         if stage == "stage0":
-            p.add_argument("--lr", type=float, default=2e-4,
-                           help="learning rate of G (default 2e-4)")
+            p.add_argument("--lr", type=float, default=5e-5,
+                           help="learning rate of G (default 5e-5, a quarter of D's)")
             p.add_argument("--d-lr", type=float, default=2e-4,
                            help="learning rate of D (default 2e-4)")
         if stage in ("stage1", "stage2"):
