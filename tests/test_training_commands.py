@@ -47,3 +47,16 @@ def test_weights_to_fine_tune_and_the_average_reach_the_stage(monkeypatch, tmp_p
     assert (options["from_weights"], options["ema_decay"]) == (tmp_path, 0.995)
     options = built_with(monkeypatch, ["train", "ablation"])
     assert (options["from_weights"], options["ema_decay"]) == (None, None)
+
+
+def test_bf16_reaches_the_training_loop_for_every_stage(monkeypatch, tmp_path):
+    from gcp_colorize.training import loop
+
+    calls = []
+    monkeypatch.setattr(loop, "train", lambda stage, run_dir, budget, **kw: calls.append(kw))
+    monkeypatch.setattr(stage0_prior, "GANPriorStage", RecordedStage)
+    for flags in (["--bf16"], []):
+        argv = ["train", "stage0", "--run-dir", str(tmp_path), "--steps", "1", *flags]
+        args = cli.build_parser().parse_args(argv)
+        assert commands.run_stage(args) == 0
+    assert [kw["bf16"] for kw in calls] == [True, False]

@@ -38,6 +38,7 @@ class ToyStage:
 
     name = "toy"
     batch_size = 4
+    device = torch.device("cpu")
 
     def __init__(self):
         self.dataset = FlippingDataset()
@@ -97,6 +98,25 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
         assert torch.equal(a[key], b[key]), key
     log = (tmp_path / "b" / "train.log").read_text()
     assert "resumed at step 3" in log
+
+
+def test_bf16_runs_the_steps_under_autocast_and_a_run_may_switch_to_it(tmp_path):
+    stage = build_stage(0)
+    train(stage, tmp_path, Budget(steps=2), seed=0)
+    resumed = build_stage(0)
+    seen = []
+    step = resumed.train_step
+
+    def recording_step(batch, i):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return step(batch, i)
+
+    resumed.train_step = recording_step
+    assert train(resumed, tmp_path, Budget(steps=4), seed=0, bf16=True) == 4
+    assert seen == [(True, torch.bfloat16)] * 2
+    assert not torch.is_autocast_enabled("cpu")  # only inside the steps
+    assert resumed.net[0].weight.dtype == torch.float32
+    assert "steps in bf16 autocast" in (tmp_path / "train.log").read_text()
 
 
 def test_a_different_seed_gives_a_different_run(tmp_path):

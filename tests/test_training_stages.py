@@ -101,6 +101,17 @@ def test_stage0_prior_is_frozen_with_a_semantic_class_embedding(runs):
     assert torch.equal(generator.shared.weight, semantic_class_table(16, CONFIG.n_classes))
 
 
+def test_every_stage_steps_under_a_bf16_autocast(runs, tmp_path):
+    """`train ... --bf16`: each stage's step runs (the loop stops on a non-finite loss)."""
+    root, data = runs
+    chain = {"prior_run": root / "stage0", "encoder_run": root / "stage1"}
+    stages = [GANPriorStage(CONFIG, CPU, seed=0, batch_size=2, **data),
+              EncoderStage(CONFIG, CPU, seed=0, batch_size=2, prior_run=root / "stage0", **data),
+              ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, **chain, **data)]
+    for stage in stages:
+        assert train(stage, tmp_path / stage.name, Budget(steps=1), seed=0, bf16=True) == 1
+
+
 def test_stage2_resumes_exactly(runs, tmp_path):
     root, data = runs
 

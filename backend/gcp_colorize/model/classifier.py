@@ -135,7 +135,8 @@ def classifier_input(rgb: torch.Tensor) -> torch.Tensor:
     if rgb.ndim != 4 or rgb.shape[1] != 3:
         raise ValueError(f"expected RGB images of shape (B, 3, H, W), got {tuple(rgb.shape)}")
     if rgb.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-        rgb = F.interpolate(rgb, size=(INPUT_SIZE, INPUT_SIZE), mode="bicubic",
+        # float32: the antialiased bicubic kernel has no bf16 version (autocast training)
+        rgb = F.interpolate(rgb.float(), size=(INPUT_SIZE, INPUT_SIZE), mode="bicubic",
                             align_corners=False, antialias=True)
     return normalize(rgb.clamp(0, 1))
 

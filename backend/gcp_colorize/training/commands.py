@@ -50,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
         p.add_argument("--checkpoint-minutes", type=float, default=10.0,
                        help="minutes between checkpoints (default 10)")
+        p.add_argument("--bf16", action="store_true",
+                       help="run the steps under a bfloat16 autocast: faster on CPUs with "
+                            "AVX512-BF16 or AMX and on CUDA, slower elsewhere (a speed "
+                            "choice like --threads: a run may switch when it resumes)")
         if stage == "stage0":
             p.add_argument("--lr", type=float, default=5e-5,
                            help="learning rate of G (default 5e-5, a quarter of D's)")
@@ -158,7 +162,7 @@ def run_stage(args: argparse.Namespace) -> int:
     try:
         stage = build_stage(args, config, device)
         train(stage, args.run_dir.expanduser(), budget, seed=args.seed,
-              checkpoint_every_s=60 * args.checkpoint_minutes)
+              checkpoint_every_s=60 * args.checkpoint_minutes, bf16=args.bf16)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"train {args.stage}: {exc}", file=sys.stderr)
         return 1

@@ -6,7 +6,9 @@ EMA, RNG states, batch order, step, time spent), runs steps until the budget is 
 (a total number of steps and/or total training hours, counted over all sessions),
 checkpoints every few minutes and when stopped by SIGINT/SIGTERM (after the current
 step), writes sample pictures and keeps a log. Running the same command again continues
-the run; a larger budget extends it.
+the run; a larger budget extends it. The steps may run under a bf16 autocast (`--bf16`);
+like the thread count, that is a speed choice, not part of the run's options, so a run
+can switch either way when it resumes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import torch
+
 from ..model.config import GCPConfig
 from .batches import BatchOrder, collate
 from .progress import Progress, format_duration
@@ -29,6 +33,7 @@ from .run_state import capture_rng, load_checkpoint, restore_rng, save_checkpoin
 class Stage(Protocol):
     name: str
     batch_size: int
+    device: torch.device  # where its networks are (the autocast's device type)
     dataset: object  # map-style: len(), [index] -> dict of tensors, optional set_epoch()
 
     def options(self) -> dict:
@@ -175,19 +180,22 @@ class RunLock:
 
 def train(stage: Stage, run_dir: Path, budget: Budget, *, seed: int,
           checkpoint_every_s: float = 600.0, samples_every_s: float = 1800.0,
-          log_every: int = 50) -> int:
+          log_every: int = 50, bf16: bool = False) -> int:
     """Run `stage` in `run_dir` until `budget` is spent or a stop is requested.
 
     The caller seeds the generators with `seed` before building the stage, so a new run is
-    deterministic; a resumed run restores them from the checkpoint. Returns the step reached.
+    deterministic; a resumed run restores them from the checkpoint. With `bf16`, each
+    training step (forward and backward; the optimisers keep fp32 weights) runs under a
+    bfloat16 autocast on the device of the stage. Returns the step reached.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):
-        return _train(stage, run_dir, budget, seed, checkpoint_every_s, samples_every_s, log_every)
+        return _train(stage, run_dir, budget, seed, checkpoint_every_s, samples_every_s,
+                      log_every, bf16)
 
 
 def _train(stage: Stage, run_dir: Path, budget: Budget, seed: int, checkpoint_every_s: float,
-           samples_every_s: float, log_every: int) -> int:
+           samples_every_s: float, log_every: int, bf16: bool) -> int:
     progress = Progress(stage.name, run_dir / "train.log", log_every=log_every)
     order = BatchOrder(len(stage.dataset), stage.batch_size, seed)
     step, seconds = 0, 0.0
@@ -206,7 +214,8 @@ def _train(stage: Stage, run_dir: Path, budget: Budget, seed: int, checkpoint_ev
         progress.message(f"resumed at step {step} after {format_duration(seconds)} of training")
     else:
         progress.message(f"new run in {run_dir}, options {stage.options()}")
-    progress.message(f"budget: steps {budget.steps}, hours {budget.hours}")
+    progress.message(f"budget: steps {budget.steps}, hours {budget.hours}"
+                     + (", steps in bf16 autocast" if bf16 else ""))
 
     def save() -> None:
         save_checkpoint(run_dir, {"options": stage.options(), "stage": stage.state_dict(),
@@ -218,7 +227,8 @@ def _train(stage: Stage, run_dir: Path, budget: Budget, seed: int, checkpoint_ev
         while budget.fraction(step, seconds) < 1 and not stop.requested:
             started = time.monotonic()
             batch = collate(load_items(stage.dataset, order.next_batch()))
-            losses = stage.train_step(batch, step)
+            with torch.autocast(torch.device(stage.device).type, dtype=torch.bfloat16, enabled=bf16):
+                losses = stage.train_step(batch, step)
             bad = [k for k, v in losses.items() if not math.isfinite(v)]
             if bad:
                 raise FloatingPointError(

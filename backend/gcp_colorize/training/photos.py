@@ -54,8 +54,11 @@ def neutral_gray(x_l: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def gray_classes(classifier, x_l: torch.Tensor, n_classes: int = 1000) -> torch.Tensor:
     """x_l (B, 1, H, W) -> (B,) int64: the classifier's top-1 on the neutral gray picture
-    (wrapped into n_classes for test configs with fewer classes, as the Colorizer does)."""
-    return classifier.logits(neutral_gray(x_l)).argmax(dim=1).to(x_l.device) % n_classes
+    (wrapped into n_classes for test configs with fewer classes, as the Colorizer does).
+    Always in fp32, so a bf16-autocast step labels its photos as an fp32 one would."""
+    with torch.autocast(x_l.device.type, enabled=False):
+        logits = classifier.logits(neutral_gray(x_l.float()))
+    return logits.argmax(dim=1).to(x_l.device) % n_classes
 
 
 def sample_crops(dataset, count: int = 8) -> torch.Tensor:
