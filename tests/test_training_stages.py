@@ -112,6 +112,21 @@ def test_every_stage_steps_under_a_bf16_autocast(runs, tmp_path):
         assert train(stage, tmp_path / stage.name, Budget(steps=1), seed=0, bf16=True) == 1
 
 
+def test_score_prior_measures_the_samples_against_the_photos(runs):
+    from gcp_colorize.training.prior_score import score_prior, z_spread
+    root, data = runs
+    score = score_prior(root / "stage0", CONFIG, CPU, data["dataset"], count=4,
+                        log=lambda message: None)
+    assert (score["step"], score["count"]) == (2, 4)
+    assert score["fid"] > 0 and score["colourfulness"] > 0 and score["z_spread"] > 0
+    again = score_prior(root / "stage0", CONFIG, CPU, data["dataset"], count=4,
+                        log=lambda message: None)
+    assert again == score  # fixed views and seed: checkpoints are compared like for like
+    images = data["dataset"].images[:3]
+    assert z_spread(images, images) == 0
+    assert z_spread(images, images.flip(0)) > 1
+
+
 def test_stage2_resumes_exactly(runs, tmp_path):
     root, data = runs
 

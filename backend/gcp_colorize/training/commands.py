@@ -5,6 +5,8 @@
     train stage2     correspondence + colorization nets             needs: stage0, stage1
     train ablation   colorization net without the GAN prior         needs: data prepare
     train export     weights directory from the runs (+ directions) needs: the above
+    train average    average of two fine-tuned weights directories  needs: two exports
+    train score-prior  FID, KID, colour and z-spread of G's samples needs: stage0
 
 Each stage keeps its run state in a run directory outside the repository (default
 ~/.cache/gcp-colorize/train/<stage>); running the same command again resumes exactly
@@ -46,8 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--seed", type=int, default=0, help="seed of a new run (default 0)")
         p.add_argument("--batch-size", type=int, help="images per step (stage default)")
         p.add_argument("--config", default="small", help="model configuration (default small)")
-        p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
-        p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+        _add_machine_flags(p)
         p.add_argument("--checkpoint-minutes", type=float, default=10.0,
                        help="minutes between checkpoints (default 10)")
         p.add_argument("--bf16", action="store_true",
@@ -107,8 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--colorization-run", type=Path, default=default_run_dir("stage2"))
     p.add_argument("--ablation-run", type=Path, default=default_run_dir("ablation"))
     p.add_argument("--config", default="small", help="model configuration (default small)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    _add_machine_flags(p)
     p.set_defaults(func=run_export)
 
     p = actions.add_parser(
@@ -121,9 +121,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("second", type=Path, help="weights directory")
     p.add_argument("--ratio", type=float, default=0.5, help="weight of SECOND (default 0.5)")
     p.add_argument("--out", type=Path, required=True, help="weights directory to write")
+    _add_machine_flags(p)
+    p.set_defaults(func=run_average)
+
+    p = actions.add_parser(
+        "score-prior", help="FID, KID, colourfulness and z-spread of a stage-0 run's samples",
+        description="Score the colour prior of a stage-0 run (its current checkpoint): one G "
+                    "sample per training photo (fixed views and seed) against the photos. "
+                    "FID and KID (Inception), colourfulness as a fraction of the photos', and "
+                    "z-spread (mean CIEDE2000 between two samples of one class, 16 px "
+                    "thumbnails). Compare runs and checkpoints at equal --count.")
+    p.add_argument("--prior-run", type=Path, default=default_run_dir("stage0"))
+    p.add_argument("--count", type=int, default=256, help="photos and samples (default 256)")
+    p.add_argument("--config", default="small", help="model configuration (default small)")
+    _add_machine_flags(p)
+    p.set_defaults(func=run_score_prior)
+
+
+def _add_machine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
-    p.set_defaults(func=run_average)
 
 
 def _setup(args: argparse.Namespace):
@@ -204,6 +221,27 @@ def run_average(args: argparse.Namespace) -> int:
         print(f"train average: {exc}", file=sys.stderr)
         return 1
     return _report(record, out)
+
+
+def run_score_prior(args: argparse.Namespace) -> int:
+    from .photos import training_set
+    from .prior_score import score_prior
+
+    setup = _setup(args)
+    if setup is None:
+        return 2
+    config, device = setup
+    run = args.prior_run.expanduser()
+    try:
+        score = score_prior(run, config, device, training_set(config.resolution, seed=0),
+                            count=args.count)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"train score-prior: {exc}", file=sys.stderr)
+        return 1
+    print(f"{run} step {score['step']}, {score['count']} samples: FID {score['fid']:.1f}, "
+          f"KID x1000 {1000 * score['kid']:.2f}, colourfulness {score['colourfulness']:.0%} "
+          f"of the photos', z-spread {score['z_spread']:.2f} CIEDE2000")
+    return 0
 
 
 def _direction_photos(resolution: int) -> dict:
