@@ -143,14 +143,20 @@ def _add_machine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
 
-def _setup(args: argparse.Namespace):
-    """(config, device) from the common flags; None if the config is unknown."""
+def _with_config(args: argparse.Namespace, command: str, body, errors=()) -> int:
+    """Run body(config, device) for the --config/--device/--threads flags; an unknown
+    config returns 2, a FileNotFoundError or ValueError (or one of `errors`) is printed
+    as "train COMMAND: ..." and returns 1."""
     from ..model.config import CONFIGS
 
     if args.config not in CONFIGS:
         print(f"unknown config {args.config!r}; known: {', '.join(CONFIGS)}", file=sys.stderr)
-        return None
-    return CONFIGS[args.config], _device(args)
+        return 2
+    try:
+        return body(CONFIGS[args.config], _device(args))
+    except (FileNotFoundError, ValueError, *errors) as exc:
+        print(f"train {command}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _device(args: argparse.Namespace):
@@ -171,30 +177,23 @@ def run_stage(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"train {args.stage}: {exc} (--steps N and/or --hours H)", file=sys.stderr)
         return 2
-    setup = _setup(args)
-    if setup is None:
-        return 2
-    config, device = setup
-    seed_everything(args.seed)
-    try:
+
+    def run(config, device) -> int:
+        seed_everything(args.seed)
         stage = build_stage(args, config, device)
         train(stage, args.run_dir.expanduser(), budget, seed=args.seed,
               checkpoint_every_s=60 * args.checkpoint_minutes, bf16=args.bf16)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"train {args.stage}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return _with_config(args, args.stage, run, errors=(RuntimeError,))
 
 
 def run_export(args: argparse.Namespace) -> int:
     from .export import export_ablation, export_full
 
-    setup = _setup(args)
-    if setup is None:
-        return 2
-    config, device = setup
     out = args.out.expanduser()
-    try:
+
+    def export(config, device) -> int:
         if args.ablation:
             record = export_ablation(out, config, device, ablation_run=args.ablation_run.expanduser())
         else:
@@ -202,10 +201,9 @@ def run_export(args: argparse.Namespace) -> int:
                                  encoder_run=args.encoder_run.expanduser(),
                                  colorization_run=args.colorization_run.expanduser(),
                                  **_direction_photos(config.resolution))
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"train export: {exc}", file=sys.stderr)
-        return 1
-    return _report(record, out)
+        return _report(record, out)
+
+    return _with_config(args, "export", export)
 
 
 def run_average(args: argparse.Namespace) -> int:
@@ -227,21 +225,18 @@ def run_score_prior(args: argparse.Namespace) -> int:
     from .photos import training_set
     from .prior_score import score_prior
 
-    setup = _setup(args)
-    if setup is None:
-        return 2
-    config, device = setup
     run = args.prior_run.expanduser()
-    try:
+
+    def score_run(config, device) -> int:
         score = score_prior(run, config, device, training_set(config.resolution, seed=0),
                             count=args.count)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"train score-prior: {exc}", file=sys.stderr)
-        return 1
-    print(f"{run} step {score['step']}, {score['count']} samples: FID {score['fid']:.1f}, "
-          f"KID x1000 {1000 * score['kid']:.2f}, colourfulness {score['colourfulness']:.0%} "
-          f"of the photos', z-spread {score['z_spread']:.2f} CIEDE2000")
-    return 0
+        print(f"{run} step {score['step']}, {score['count']} samples: FID {score['fid']:.1f}, "
+              f"KID x1000 {1000 * score['kid']:.2f}, colourfulness "
+              f"{score['colourfulness']:.0%} of the photos', z-spread "
+              f"{score['z_spread']:.2f} CIEDE2000")
+        return 0
+
+    return _with_config(args, "score-prior", score_run)
 
 
 def _direction_photos(resolution: int) -> dict:
