@@ -222,12 +222,13 @@ def _train(stage: Stage, run_dir: Path, budget: Budget, seed: int, checkpoint_ev
                                   "batch_order": order.state_dict(), "rng": capture_rng(),
                                   "step": step, "seconds": seconds})
 
+    autocast_type = torch.device(stage.device).type
     last_save = last_samples = time.monotonic()
     with StopRequest() as stop:
         while budget.fraction(step, seconds) < 1 and not stop.requested:
             started = time.monotonic()
             batch = collate(load_items(stage.dataset, order.next_batch()))
-            with torch.autocast(torch.device(stage.device).type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(autocast_type, dtype=torch.bfloat16, enabled=bf16):
                 losses = stage.train_step(batch, step)
             bad = [k for k, v in losses.items() if not math.isfinite(v)]
             if bad:
