@@ -101,6 +101,18 @@ def test_stage0_prior_is_frozen_with_a_semantic_class_embedding(runs):
     assert torch.equal(generator.shared.weight, semantic_class_table(16, CONFIG.n_classes))
 
 
+def test_stage0_goes_on_from_another_run_with_other_options(runs):
+    root, data = runs
+    source = run_state.load_checkpoint(root / "stage0")["stage"]
+    stage = GANPriorStage(CONFIG, CPU, seed=0, batch_size=4, init_from=root / "stage0", **data)
+    for name in ("generator", "discriminator"):
+        for key, value in getattr(stage, name).state_dict().items():
+            assert torch.equal(value, source[name][key]), (name, key)
+    assert torch.equal(stage.ema.model.shared.weight, source["ema"]["model"]["shared.weight"])
+    assert stage.options()["init_from"] == str((root / "stage0").resolve())
+    assert (stage.options()["init_step"], stage.options()["batch_size"]) == (2, 4)
+
+
 def test_every_stage_steps_under_a_bf16_autocast(runs, tmp_path):
     """`train ... --bf16`: each stage's step runs (the loop stops on a non-finite loss)."""
     root, data = runs

@@ -55,6 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="run the steps under a bfloat16 autocast: faster on CPUs with "
                             "AVX512-BF16 or AMX and on CUDA, slower elsewhere (a speed "
                             "choice like --threads: a run may switch when it resumes)")
+        if stage in ("stage0", "stage2", "ablation"):
+            p.add_argument("--init-from", type=Path,
+                           help="start a new run from the networks of another run of this "
+                                "stage (to go on with other options: loss weights, batch "
+                                "size, learning rates); optimisers and step start afresh")
         if stage == "stage0":
             p.add_argument("--lr", type=float, default=5e-5,
                            help="learning rate of G (default 5e-5, a quarter of D's)")
@@ -67,9 +72,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument("--loss-weight", action="append", default=[], metavar="NAME=VALUE",
                            help=f"override a loss weight ({', '.join(LOSS_NAMES)}); "
                                 "repeatable")
-            p.add_argument("--init-from", type=Path,
-                           help="start a new run from the networks of another run of this "
-                                "stage (fine-tuning with other loss weights)")
             p.add_argument("--lr", type=float, default=1e-4,
                            help="learning rate of the trained nets (default 1e-4; lower it to "
                                 "fine-tune a warm start without leaving it)")
@@ -262,7 +264,7 @@ def build_stage(args: argparse.Namespace, config, device):
     if args.stage == "stage0":
         from .stage0_prior import GANPriorStage
         return GANPriorStage(config, device, seed=args.seed, g_lr=args.lr, d_lr=args.d_lr,
-                             **batch)
+                             init_from=args.init_from and args.init_from.expanduser(), **batch)
     if args.stage == "stage1":
         from .stage1_encoder import EncoderStage
         return EncoderStage(config, device, seed=args.seed, prior_run=args.prior_run.expanduser(),

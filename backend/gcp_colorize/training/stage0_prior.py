@@ -79,8 +79,8 @@ class GANPriorStage:
 
     def __init__(self, config: GCPConfig, device: torch.device, *, seed: int,
                  batch_size: int = 8, g_lr: float = 5e-5, d_lr: float = 2e-4,
-                 ema_decay: float = 0.999, mode_seeking: float = 0.1, dataset=None,
-                 sample_set=None):
+                 ema_decay: float = 0.999, mode_seeking: float = 0.1,
+                 init_from: Path | None = None, dataset=None, sample_set=None):
         self.config, self.device, self.batch_size = config, device, batch_size
         if batch_size < 2:
             raise ValueError("stage 0 needs a batch of at least 2 (mode-seeking pairs)")
@@ -98,6 +98,18 @@ class GANPriorStage:
         self.g_opt = torch.optim.Adam(trainable, lr=g_lr, betas=(0.0, 0.999), eps=1e-6)
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=d_lr,
                                       betas=(0.0, 0.999), eps=1e-6)
+        if init_from is not None:
+            self._start_from(Path(init_from))
+
+    def _start_from(self, run_dir: Path) -> None:
+        """Warm start: G, D and G's EMA of another stage-0 run (e.g. to go on with another
+        batch size or learning rate); optimiser state and step start afresh."""
+        checkpoint = stage_checkpoint(run_dir, self.name, f"no stage-0 run to start from in "
+                                      f"{run_dir}", self.device)
+        require_same_config(checkpoint, self.config, f"the stage-0 run in {run_dir}")
+        for name in ("generator", "discriminator", "ema"):
+            getattr(self, name).load_state_dict(checkpoint["stage"][name])
+        self.hyper.update(init_from=str(run_dir.resolve()), init_step=checkpoint["step"])
 
     def options(self) -> dict:
         return {"stage": self.name, "config": self.config.to_dict(),
