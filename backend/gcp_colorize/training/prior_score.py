@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..evaluation.inception import InceptionFeatures, fid, kid
-from ..evaluation.metrics import ciede2000, colourfulness, lab
+from ..evaluation.metrics import colourfulness, mean_ciede2000
 from ..model.classifier import ImageNetClassifier
 from ..model.config import GCPConfig
 from ..model.lab import rgb_to_model_input
@@ -40,7 +40,7 @@ def _hwc(images: torch.Tensor) -> list[np.ndarray]:
 def z_spread(first: torch.Tensor, second: torch.Tensor) -> float:
     """Mean CIEDE2000 between paired images (N, 3, H, W) in [0, 1] at THUMBNAIL px."""
     a, b = (_hwc(F.adaptive_avg_pool2d(x, THUMBNAIL)) for x in (first, second))
-    return float(np.mean([ciede2000(lab(x), lab(y)).mean() for x, y in zip(a, b)]))
+    return float(np.mean([mean_ciede2000(x, y) for x, y in zip(a, b)]))
 
 
 def mean_colourfulness(images: torch.Tensor) -> float:
