@@ -366,13 +366,22 @@ def test_stage2_refuses_weights_of_another_config(runs, tmp_path):
                           init_from=root / "stage2", **data)
 
 
-def test_the_encoder_of_another_config_is_refused(runs):
+def test_every_run_loader_refuses_a_run_of_another_config(runs):
     import dataclasses
     from gcp_colorize.training.stage1_encoder import load_encoder
-    root, _ = runs
+    from gcp_colorize.training.stage2_colorization import load_colorization
+    root, data = runs
     other = dataclasses.replace(CONFIG, name="test64-wider", e_ch=8)
-    with pytest.raises(ValueError, match="stage-1 run .* is for config 'test64'"):
-        load_encoder(root / "stage1", other, CPU)
+    loaders = {"stage0": lambda: load_prior(root / "stage0", other, CPU, torch.arange(2)),
+               "stage1": lambda: load_encoder(root / "stage1", other, CPU),
+               "stage2": lambda: load_colorization(root / "stage2", "stage2", other, CPU),
+               "ablation": lambda: load_colorization(root / "ablation", "ablation",
+                                                     dataclasses.replace(other, gan_prior=False), CPU)}
+    for stage, load in loaders.items():
+        with pytest.raises(ValueError, match=f"the {stage} run in .* is for config 'test64', not 'test64-wider'"):
+            load()
+    with pytest.raises(ValueError, match="stage0 run .* is for config 'test64'"):
+        GANPriorStage(other, CPU, seed=0, batch_size=4, init_from=root / "stage0", **data)
 
 
 def test_the_ablation_starts_from_a_full_models_net_with_the_prior_path_closed(runs, tmp_path):

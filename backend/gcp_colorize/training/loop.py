@@ -27,7 +27,7 @@ import torch
 from ..model.config import GCPConfig
 from .batches import BatchOrder, collate
 from .progress import Progress, format_duration
-from .run_state import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .run_state import capture_rng, load_checkpoint, restore_rng, same_config, save_checkpoint
 
 
 class Stage(Protocol):
@@ -97,22 +97,6 @@ class StopRequest:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def same_config(saved: dict, config: GCPConfig) -> bool:
-    """Whether a config saved as a dict is `config` (fields added later take defaults)."""
-    try:
-        return GCPConfig.from_dict(saved) == config
-    except (TypeError, ValueError):
-        return False
-
-
-def require_same_config(checkpoint: dict, config: GCPConfig, run: str) -> None:
-    """ValueError naming `run` (e.g. "the stage-0 run in DIR") when the checkpoint's run was
-    made for another model config."""
-    saved = checkpoint["options"]["config"]
-    if not same_config(saved, config):
-        raise ValueError(f"{run} is for config {saved['name']!r}, not {config.name!r}")
 
 
 def options_match(saved: dict, current: dict, added_later: dict | None = None) -> bool:

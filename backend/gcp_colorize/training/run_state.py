@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..model.config import GCPConfig
+
 CHECKPOINT_NAME = "checkpoint.pt"
 PREVIOUS_NAME = "checkpoint.prev.pt"
 
@@ -83,11 +85,23 @@ def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> 
         return torch.load(previous, map_location=map_location, weights_only=True)
 
 
-def stage_checkpoint(run_dir: Path, stage: str, missing: str,
+def same_config(saved: dict, config: GCPConfig) -> bool:
+    """Whether a config saved as a dict is `config` (fields added later take defaults)."""
+    try:
+        return GCPConfig.from_dict(saved) == config
+    except (TypeError, ValueError):
+        return False
+
+
+def stage_checkpoint(run_dir: Path, stage: str, config: GCPConfig, missing: str,
                      map_location: str | torch.device = "cpu") -> dict:
     """The checkpoint of the `stage` run in `run_dir`: what a later stage, a warm start or
-    an export reads. FileNotFoundError(`missing`) when the folder holds no run of that stage."""
+    an export reads. FileNotFoundError(`missing`) when the folder holds no run of that
+    stage; ValueError when that run was made for another model config than `config`."""
     checkpoint = load_checkpoint(run_dir, map_location)
     if checkpoint is None or checkpoint["options"].get("stage") != stage:
         raise FileNotFoundError(missing)
+    saved = checkpoint["options"]["config"]
+    if not same_config(saved, config):
+        raise ValueError(f"the {stage} run in {run_dir} is for config {saved['name']!r}, not {config.name!r}")
     return checkpoint

@@ -33,7 +33,6 @@ from .class_embedding import install_semantic_embedding
 from .diffaugment import diff_augment
 from .ema import EMA
 from .gan_losses import hinge_d_loss, hinge_g_loss, mode_seeking_loss
-from .loop import require_same_config
 from .photos import gray_classes, photo_batch, sample_crops, training_set
 from .run_state import stage_checkpoint
 from .samples import save_grid
@@ -104,9 +103,8 @@ class GANPriorStage:
     def _start_from(self, run_dir: Path) -> None:
         """Warm start: G, D and G's EMA of another stage-0 run (e.g. to go on with another
         batch size or learning rate); optimiser state and step start afresh."""
-        checkpoint = stage_checkpoint(run_dir, self.name, f"no stage-0 run to start from in "
-                                      f"{run_dir}", self.device)
-        require_same_config(checkpoint, self.config, f"the stage-0 run in {run_dir}")
+        checkpoint = stage_checkpoint(run_dir, self.name, self.config,
+                                      f"no stage-0 run to start from in {run_dir}", self.device)
         for name in ("generator", "discriminator", "ema"):
             getattr(self, name).load_state_dict(checkpoint["stage"][name])
         self.hyper.update(init_from=str(run_dir.resolve()), init_step=checkpoint["step"])
@@ -187,9 +185,8 @@ def load_prior(run_dir: Path, config: GCPConfig, device: torch.device,
     """The finished (or current) stage-0 networks of `run_dir`, frozen, in eval mode:
     the EMA generator with standing statistics over `classes`, the discriminator, and the
     step they were taken at."""
-    checkpoint = stage_checkpoint(run_dir, GANPriorStage.name, f"no stage-0 run in {run_dir}: run "
-                                  f"`gcp-colorize train stage0` first (or pass --prior-run)", device)
-    require_same_config(checkpoint, config, f"the stage-0 run in {run_dir}")
+    checkpoint = stage_checkpoint(run_dir, GANPriorStage.name, config, f"no stage-0 run in {run_dir}: "
+                                  f"run `gcp-colorize train stage0` first (or pass --prior-run)", device)
     generator = BigGANGenerator(config).to(device)
     generator.load_state_dict(checkpoint["stage"]["ema"]["model"])
     discriminator = BigGANDiscriminator(config).to(device)

@@ -22,7 +22,6 @@ from ..model.encoder import GANEncoder
 from ..model.lab import rgb_to_model_input
 from .class_embedding import install_semantic_embedding
 from .photos import gray_classes, photo_batch, sample_crops, training_set
-from .loop import require_same_config
 from .run_state import stage_checkpoint
 from .samples import save_grid
 from .stage0_prior import load_prior
@@ -109,9 +108,8 @@ class EncoderStage:
 
 def load_encoder(run_dir: Path, config: GCPConfig, device: torch.device) -> tuple[GANEncoder, dict]:
     """The stage-1 encoder of `run_dir` (eval mode, frozen) and that run's options."""
-    checkpoint = stage_checkpoint(run_dir, EncoderStage.name, f"no stage-1 run in {run_dir}: run "
-                                  f"`gcp-colorize train stage1` first (or pass --encoder-run)", device)
-    require_same_config(checkpoint, config, f"the stage-1 run in {run_dir}")
+    checkpoint = stage_checkpoint(run_dir, EncoderStage.name, config, f"no stage-1 run in {run_dir}: "
+                                  f"run `gcp-colorize train stage1` first (or pass --encoder-run)", device)
     encoder = GANEncoder(config).to(device)
     encoder.load_state_dict(checkpoint["stage"]["encoder"])
     encoder.eval().requires_grad_(False)

@@ -55,7 +55,6 @@ from .ema import EMA
 from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
 from .patch_discriminator import MultiScalePatchDiscriminator, scales_for
-from .loop import require_same_config
 from .loss_weights import LossWeights
 from .photos import gray_classes, photo_batch, sample_crops, training_set
 from .run_state import stage_checkpoint
@@ -135,7 +134,7 @@ class ColorizationStage:
     def _start_from(self, run_dir: Path) -> None:
         """Warm start: the trained networks and the PatchGAN of another run of this stage
         (e.g. one with other loss weights); optimiser state and step start afresh."""
-        checkpoint = stage_checkpoint(run_dir, self.name,
+        checkpoint = stage_checkpoint(run_dir, self.name, self.config,
                                       f"no {self.name} run to start from in {run_dir}", self.device)
         self._load_networks(checkpoint["stage"])
         self.hyper.update(init_from=str(run_dir.resolve()), init_step=checkpoint["step"])
@@ -143,8 +142,8 @@ class ColorizationStage:
     def _start_from_ablation(self, run_dir: Path) -> None:
         """Colorization net and PatchGAN of an ablation run, the prior's path closed (see the
         module docstring); the correspondence is kept (fresh, or from `init_from`)."""
-        checkpoint = stage_checkpoint(run_dir, "ablation", f"no ablation run to start from in {run_dir}",
-                                      self.device)
+        checkpoint = stage_checkpoint(run_dir, "ablation", dataclasses.replace(self.config, gan_prior=False),
+                                      f"no ablation run to start from in {run_dir}", self.device)
         self.model.colorization.load_state_dict(checkpoint["stage"]["colorization"])
         self.patch_discriminator.load_state_dict(checkpoint["stage"]["patch_discriminator"])
         close_prior_path(self.model.colorization)
@@ -354,9 +353,8 @@ def load_colorization(run_dir: Path, stage_name: str, config: GCPConfig,
                       device: torch.device) -> tuple[dict[str, dict], dict]:
     """The trained networks' state dicts of a stage-2 or ablation run (their EMA when the
     run keeps one), and its options."""
-    checkpoint = stage_checkpoint(run_dir, stage_name, f"no {stage_name} run in {run_dir}: run "
-                                  f"`gcp-colorize train {stage_name}` first", device)
-    require_same_config(checkpoint, config, f"the {stage_name} run in {run_dir}")
+    checkpoint = stage_checkpoint(run_dir, stage_name, config, f"no {stage_name} run in {run_dir}: "
+                                  f"run `gcp-colorize train {stage_name}` first", device)
     stage = checkpoint["stage"]
     if "ema" in stage:
         averaged = stage["ema"]["model"]
