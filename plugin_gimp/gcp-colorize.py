@@ -78,7 +78,8 @@ def run_colorize(image, drawables, config):
         alternatives=config.get_property("alternatives"), seed=seed if seed >= 0 else hostcore.new_seed(),
         class_choice=config.get_property("class-choice") or "",  # GIMP hands "" over as None
         class_alternatives=config.get_property("class-alternatives"),
-        walk_direction=config.get_property("walk-direction") or "", walk_amount=config.get_property("walk-amount"))
+        walk_direction=config.get_property("walk-direction") or "", walk_amount=config.get_property("walk-amount"),
+        variation=config.get_property("variation"))
     options = settings.request_options()
     blend_mode = {nick: mode for nick, _, mode in OUTPUT_MODES}[config.get_property("output-mode")]
     area = source_area(source)
@@ -196,6 +197,9 @@ class GcpColorize(Gimp.PlugIn):
         procedure.set_attribution("GCP Colorize", "GCP Colorize", "2026")
         procedure.add_int_argument("alternatives", "_Alternatives", "Alternative colourings besides the main one",
                                    0, MAX_ALTERNATIVES, 3, READWRITE)
+        procedure.add_double_argument("variation", "_Variation",
+                                      "How far the alternatives move from the main result (1: the model's "
+                                      "usual spread; 0: none)", 0.0, hostcore.MAX_VARIATION, 1.0, READWRITE)
         procedure.add_int_argument("seed", "_Seed (-1: new each run)", "Random seed (-1: a new one each run; names carry the seed)",
                                    -1, hostcore.MAX_SEED, -1, READWRITE)
         procedure.add_string_argument("class-choice", "_Class",

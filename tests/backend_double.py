@@ -38,7 +38,7 @@ class TintColorizerDouble:
         self.stage_seconds = stage_seconds
 
     def colorize(self, rgb, *, alternatives=3, seed=None, class_choice="auto", class_alternatives=False,
-                 walk=None, progress=lambda stage, fraction: None, should_stop=lambda: False):
+                 walk=None, variation=1.0, progress=lambda stage, fraction: None, should_stop=lambda: False):
         if isinstance(class_choice, str) and class_choice not in ("auto", "tench"):
             raise UnknownChoice(ErrorCode.UNKNOWN_CLASS, f"no ImageNet class named {class_choice!r}")
         if walk is not None and walk[0] not in KNOWN_DIRECTIONS:
@@ -54,8 +54,9 @@ class TintColorizerDouble:
         seed = 0 if seed is None else seed
         results = []
         for k in range(1 + alternatives):
-            # Guide coefficients with zero slope: the same a*b* everywhere.
-            tint = torch.tensor([0.0, 0.0, 20.0 + 15 * k, -10.0 + 5 * k]).view(1, 4, 1, 1)
+            # Guide coefficients with zero slope: the same a*b* everywhere; alternatives move
+            # from the main tint by `variation`, as the model's latent noise does.
+            tint = torch.tensor([0.0, 0.0, 20.0 + 15 * k * variation, -10.0 + 5 * k * variation]).view(1, 4, 1, 1)
             results.append(Colorization(imaging.colorized_rgb(lightness, tint),
                                         "colorized" if k == 0 else f"alternative {k}", seed, 0, "tench"))
         progress("upsample", 1.0)

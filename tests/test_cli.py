@@ -59,6 +59,8 @@ def test_colorize_reports_bad_inputs(tmp_path, photos):
     assert twice.returncode == 2 and "rename one" in twice.stderr
     walk = run_cli(env, "colorize", str(photos["gray"]), "-o", str(tmp_path / "out"), "--walk", "saturation")
     assert walk.returncode == 2 and "DIRECTION:AMOUNT" in walk.stderr
+    variation = run_cli(env, "colorize", str(photos["gray"]), "-o", str(tmp_path / "out"), "--variation", "9")
+    assert variation.returncode == 2 and "between 0 and 4" in variation.stderr
     assert not (tmp_path / "out").exists()
 
 

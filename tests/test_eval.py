@@ -76,7 +76,7 @@ def test_evaluation_rows_alternatives_and_report(photo_folder, classifier, tmp_p
     truth = {p.name: p.rgb for p in photos}
     methods = {GRAY_INPUT: gray_input, "tinted": tinted,
                "oracle": lambda gray, n: [next(v for v in truth.values() if v.shape == gray.shape)]}
-    settings = Settings(alternatives=3, crop_size=32, crops_per_image=6, seed=1)
+    settings = Settings(alternatives=3, crop_size=32, crops_per_image=6, seed=1, variation=2.0)
     evaluation = Evaluation(photos, settings, small_features, classifier, log=lambda m: None)
     results, outputs = evaluation.run(methods, main="tinted")
 
@@ -98,7 +98,8 @@ def test_evaluation_rows_alternatives_and_report(photo_folder, classifier, tmp_p
 
     md, js, png = write_report(tmp_path / "report", results, outputs, photos)
     text = md.read_text()
-    for row in ("| gray input |", "| tinted |", "| oracle |", "## Alternatives of `tinted`", "grid.png"):
+    for row in ("| gray input |", "| tinted |", "| oracle |", "## Alternatives of `tinted`", "at variation 2)",
+                "grid.png"):
         assert row in text
     data = json.loads(js.read_text())
     assert data["methods"]["oracle"]["mean"]["psnr"] is None  # inf is not JSON
@@ -141,12 +142,15 @@ def test_eval_command(photo_folder, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(inception, "InceptionFeatures", lambda device: small_features)
     out = tmp_path / "out"
     assert main(["eval", "--images", str(photo_folder), "--weights", "none", "--crops", "2",
-                 "--crop-size", "48", "--threads", "2", "-o", str(out)]) == 0
+                 "--crop-size", "48", "--threads", "2", "--variation", "0.5", "-o", str(out)]) == 0
     results = json.loads((out / "report.json").read_text())
+    assert results["settings"]["variation"] == 0.5
     assert list(results["methods"]) == [GRAY_INPUT] and results["photos"] == ["p0", "p1", "p2"]
     assert results["methods"][GRAY_INPUT]["fid_crops"] > 0
     assert main(["eval", "--images", str(tmp_path / "none"), "-o", str(out)]) == 1
     assert "no such folder" in capsys.readouterr().err
+    assert main(["eval", "--images", str(photo_folder), "--variation", "5", "-o", str(out)]) == 2
+    assert "--variation between 0 and 4" in capsys.readouterr().err
 
 
 def test_dev_set_is_gathered(tmp_path):

@@ -75,9 +75,9 @@ def test_selection_mask_is_dropped_when_everything_is_selected_and_kept_when_sof
 
 def test_settings_become_request_options():
     settings = ColorizeSettings(alternatives=2, seed=7, class_choice=" goldfinch ", walk_direction="zoom",
-                                walk_amount=1.5)
+                                walk_amount=1.5, variation=2.5)
     assert settings.request_options() == {"alternatives": 2, "seed": 7, "class_choice": "goldfinch",
-                                          "class_alternatives": False, "walk": ("zoom", 1.5)}
+                                          "class_alternatives": False, "walk": ("zoom", 1.5), "variation": 2.5}
     assert ColorizeSettings(class_choice="Auto", seed=1).request_options()["class_choice"] == "auto"
     assert ColorizeSettings(class_choice="11", seed=1).request_options()["class_choice"] == 11
     # A direction without an amount (or the other way round) is no walk.
@@ -88,6 +88,7 @@ def test_settings_become_request_options():
 @pytest.mark.parametrize("change, message", [
     ({"alternatives": -1}, "alternatives"), ({"alternatives": 65}, "alternatives"),
     ({"seed": -1}, "seed"), ({"seed": 2**31}, "seed"), ({"output_mode": "sepia"}, "output mode"),
+    ({"variation": -1.0}, "variation"), ({"variation": 4.25}, "variation"), ({"variation": float("nan")}, "variation"),
 ])
 def test_bad_settings_are_refused(change, message):
     with pytest.raises(HostError, match=message):
@@ -96,10 +97,11 @@ def test_bad_settings_are_refused(change, message):
 
 def test_settings_round_trip_through_text_and_survive_garbage():
     settings = ColorizeSettings(alternatives=5, seed=123, class_choice="tabby, tabby cat", class_alternatives=True,
-                                walk_direction="color", walk_amount=-0.25, output_mode="chroma")
+                                walk_direction="color", walk_amount=-0.25, variation=0.75, output_mode="chroma")
     assert ColorizeSettings.from_strings(settings.to_strings()) == settings
-    restored = ColorizeSettings.from_strings({"alternatives": "many", "seed": "12", "output_mode": "sepia"})
-    assert (restored.alternatives, restored.seed, restored.output_mode) == (3, 12, "color")
+    restored = ColorizeSettings.from_strings({"alternatives": "many", "seed": "12", "output_mode": "sepia",
+                                              "variation": "wide"})
+    assert (restored.alternatives, restored.seed, restored.output_mode, restored.variation) == (3, 12, "color", 1.0)
 
 
 def test_new_seeds_differ_and_fit_a_spin_box():

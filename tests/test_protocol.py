@@ -107,12 +107,17 @@ def test_pixel_image_rejects_impossible_descriptions(make, code):
 def test_colorize_request_round_trip():
     mask = image(4, 3, "GRAY")
     request = ColorizeRequest(image(), mask, alternatives=2, seed=7, class_choice="goldfish",
-                              class_alternatives=True, walk=["saturation", 2])
+                              class_alternatives=True, walk=["saturation", 2], variation=2)
     back = ColorizeRequest.from_message(unpack(KEY, request.pack(KEY, "job")))
     assert back.image.descriptor() == request.image.descriptor()
     assert back.mask.descriptor() == mask.descriptor()
-    assert (back.alternatives, back.seed, back.class_choice, back.class_alternatives, back.walk) == \
-        (2, 7, "goldfish", True, ("saturation", 2.0))
+    assert (back.alternatives, back.seed, back.class_choice, back.class_alternatives, back.walk, back.variation) == \
+        (2, 7, "goldfish", True, ("saturation", 2.0), 2.0)
+    assert isinstance(back.variation, float)
+    # A header without a variation (an older client) gets the paper's scale.
+    header = msgpack.unpackb(request.pack(KEY, "job")[1])
+    assert header["variation"] == 2.0
+    assert ColorizeRequest(image()).variation == 1.0
 
 
 @pytest.mark.parametrize("options, code", [
@@ -129,6 +134,12 @@ def test_colorize_request_round_trip():
     (dict(walk=("saturation",)), ErrorCode.BAD_PARAMETER),
     (dict(walk=("saturation", float("nan"))), ErrorCode.BAD_PARAMETER),
     (dict(walk=("", 1.0)), ErrorCode.BAD_PARAMETER),
+    (dict(variation=-0.5), ErrorCode.BAD_PARAMETER),
+    (dict(variation=4.5), ErrorCode.BAD_PARAMETER),
+    (dict(variation=float("nan")), ErrorCode.BAD_PARAMETER),
+    (dict(variation=float("inf")), ErrorCode.BAD_PARAMETER),
+    (dict(variation="2"), ErrorCode.BAD_PARAMETER),
+    (dict(variation=True), ErrorCode.BAD_PARAMETER),
 ])
 def test_colorize_request_rejects_bad_parameters(options, code):
     assert code_of(lambda: ColorizeRequest(image(), **options)) == code

@@ -56,6 +56,23 @@ def test_alternatives_are_reproducible_from_the_seed(colorizer, photo, first_run
         np.testing.assert_array_equal(a.rgb, b.rgb)
 
 
+def test_variation_scales_the_alternatives_latent_noise(colorizer, photo, first_run):
+    still = colorizer.colorize(photo, alternatives=1, seed=3, variation=0.0)
+    np.testing.assert_array_equal(still[0].rgb, still[1].rgb)
+    np.testing.assert_array_equal(still[0].rgb, first_run[0].rgb)  # the main result does not move
+    shifts = {}
+    for variation in (1.0, 3.0):
+        seen = []
+        hook = colorizer.model.register_forward_pre_hook(lambda module, args: seen.append(args[2].clone()))
+        try:
+            colorizer.colorize(photo, alternatives=1, seed=3, variation=variation)
+        finally:
+            hook.remove()
+        shifts[variation] = seen
+    assert not shifts[1.0][0].any() and shifts[1.0][1].abs().mean() > 0.5  # N(0, I) for the alternative
+    torch.testing.assert_close(shifts[3.0][1], 3 * shifts[1.0][1])
+
+
 def test_class_alternatives_use_the_next_classes(colorizer, photo):
     results = colorizer.colorize(photo, alternatives=1, class_choice="goldfish", class_alternatives=True)
     assert results[0].class_index == 1 and results[0].class_name == "goldfish"

@@ -6,9 +6,9 @@ One colorization (paper section 3, official inference):
   class (classifier on the gray square, or the caller's choice) -> z = E(x_l, class)
   + latent shift -> ab from the GCP model -> cropped, guided-upsampled to full res ->
   Lab(original L, ab) -> sRGB, desaturated at constant L where out of gamut.
-Diversity: alternative k adds the k-th N(0, I) vector drawn from a generator seeded with
-``seed`` (so alternative k is the same whatever the number asked for), or, with
-``class_alternatives``, uses the k-th next most likely class.
+Diversity: alternative k adds ``variation`` times the k-th N(0, I) vector drawn from a
+generator seeded with ``seed`` (so alternative k is the same whatever the number asked for),
+or, with ``class_alternatives``, uses the k-th next most likely class.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Colorizer:
     @torch.inference_mode()
     def colorize(self, rgb: np.ndarray, *, alternatives: int = 3, seed: int | None = None,
                  class_choice: int | str = "auto", class_alternatives: bool = False,
-                 walk: tuple[str, float] | None = None,
+                 walk: tuple[str, float] | None = None, variation: float = 1.0,
                  progress: Callable[[str, float], None] = lambda stage, fraction: None,
                  should_stop: Callable[[], bool] = lambda: False) -> list[Colorization]:
         """rgb (H, W, 3) float32 sRGB in [0, 1] -> main result and ``alternatives``
@@ -104,7 +104,7 @@ class Colorizer:
             class_index = classes[k] if class_alternatives else classes[0]
             shift = walk_shift.clone()
             if k and not class_alternatives:
-                shift += noise[k - 1]
+                shift += variation * noise[k - 1]
             progress("model", 0.1 + 0.9 * k / total)
             # Test configs (random:tiny) embed fewer than 1000 classes: wrap the index.
             model_class = torch.tensor([class_index % self.config.n_classes], device=self.device)

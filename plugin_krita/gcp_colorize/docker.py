@@ -10,7 +10,7 @@ from PyQt5.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox, Q
                              QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from . import session, settings_store
-from .core.hostcore import MAX_SEED, new_seed
+from .core.hostcore import MAX_SEED, MAX_VARIATION, new_seed
 
 CLASS_NAMES_FILE = session.PLUGIN_DIR / "imagenet_classes.tsv"
 AUTO_CLASS = "auto"
@@ -53,6 +53,12 @@ class ColorizeDocker(DockWidget):
         self.alternatives = QSpinBox()
         self.alternatives.setRange(0, 16)
         form.addRow("Alternatives", self.alternatives)
+        self.variation = QDoubleSpinBox()
+        self.variation.setRange(0.0, MAX_VARIATION)
+        self.variation.setSingleStep(0.25)
+        self.variation.setToolTip("How far the alternatives move from the main result "
+                                  "(1: the model's usual spread; 0: none)")
+        form.addRow("Variation", self.variation)
 
         seed_row = QHBoxLayout()
         self.seed = QSpinBox()
@@ -117,14 +123,14 @@ class ColorizeDocker(DockWidget):
         self.setWidget(root)
 
         # Stable object names: shortcuts for styling and for the GUI test that drives the panel.
-        for name in ("state_label", "connect_button", "alternatives", "seed", "class_choice", "class_alternatives",
+        for name in ("state_label", "connect_button", "alternatives", "variation", "seed", "class_choice", "class_alternatives",
                      "walk_direction", "walk_amount", "output_mode", "colorize_button", "cancel_button", "progress",
                      "message"):
             getattr(self, name).setObjectName(f"gcp_colorize_{name}")
         new_seed_button.setObjectName("gcp_colorize_new_seed")
 
         self._show_settings()
-        for signal in (self.alternatives.valueChanged, self.seed.valueChanged,
+        for signal in (self.alternatives.valueChanged, self.variation.valueChanged, self.seed.valueChanged,
                        self.class_choice.currentTextChanged, self.class_alternatives.toggled,
                        self.walk_direction.currentTextChanged, self.walk_amount.valueChanged,
                        self.output_mode.currentIndexChanged):
@@ -143,6 +149,7 @@ class ColorizeDocker(DockWidget):
     def _show_settings(self):
         s = self.session.settings
         self.alternatives.setValue(s.alternatives)
+        self.variation.setValue(s.variation)
         self.seed.setValue(s.seed)
         found = self.class_choice.findData(s.class_choice)
         if found >= 0:
@@ -157,6 +164,7 @@ class ColorizeDocker(DockWidget):
     def _store_settings(self, *_):
         s = self.session.settings
         s.alternatives = self.alternatives.value()
+        s.variation = self.variation.value()
         s.seed = self.seed.value()
         text = self.class_choice.currentText().strip()
         found = self.class_choice.findText(text, Qt.MatchFixedString)

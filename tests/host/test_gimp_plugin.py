@@ -127,7 +127,7 @@ def test_gray_photo_gets_a_group_of_colorized_layers_above_the_untouched_source(
 
 def test_soft_selection_and_alpha_at_16_bit_linear_with_lch_colour_layers(session, photos):
     case = {"name": "sel16", "photo": photos["alphaphoto"], "precision": "U16_LINEAR",
-            "selection": [40, 30, 160, 120, 24], "arguments": {"alternatives": 1, "seed": 3,
+            "selection": [40, 30, 160, 120, 24], "arguments": {"alternatives": 1, "seed": 3, "variation": 0.0,
                                                                 "output-mode": "lch-color"}}
     run = session.run([case], name="sel16")
     record = only(run.report)
@@ -158,6 +158,9 @@ def test_soft_selection_and_alpha_at_16_bit_linear_with_lch_colour_layers(sessio
         delta = np.abs(lightness(rgb) - lightness(source_rgb))[visible]
         assert delta.max() < 0.5, delta.max()
         assert chroma(rgb)[visible & (weight > 0.9)].mean() > MIN_MEAN_CHROMA
+    # Variation 0 reached the backend: the alternative did not move from the main result.
+    main, alternative = (rgb_alpha(run, name, (x1 - x0, y1 - y0))[0] for name in record["results"])
+    np.testing.assert_array_equal(main, alternative)
 
 
 PRECISIONS = {  # precision -> largest CIELAB L difference its storage rounding allows

@@ -160,6 +160,8 @@ def test_soft_selection_in_chroma_mode(gui):
     chroma = np.hypot(result_lab[..., 1], result_lab[..., 2])
     full, soft = chroma[(mask == 1) & layer].mean(), chroma[(mask > 0.2) & (mask < 0.6) & layer].mean()
     assert full > 2.0 and soft < 0.8 * full, (full, soft)
+    # The panel's variation 0 reached the backend: the alternative equals the main result.
+    assert np.array_equal(pixels(gui, children[0], doc["doc"])[0], rgb)
     # What the artist sees: colour inside the selection over the original's lightness, gray outside.
     projection = np.frombuffer((gui["work"] / run["projection_file"]).read_bytes(), np.uint8)
     seen = lab(projection.reshape(height, width, 4)[..., [2, 1, 0]] / 255.0, False)

@@ -259,12 +259,13 @@ class Client:
 
     def submit(self, image: PixelImage, mask: PixelImage | None = None, alternatives: int = 3,
                seed: int | None = None, class_choice: int | str = "auto", class_alternatives: bool = False,
-               walk: tuple[str, float] | None = None) -> "Job":
+               walk: tuple[str, float] | None = None, variation: float = 1.0) -> "Job":
         """Send a colorize request; returns at once. Raises RequestRejected when the request
         is invalid or over the backend's limits (nothing is sent then). ``image.data`` must
         stay unchanged until the job's first event."""
         try:
-            request = ColorizeRequest(image, mask, alternatives, seed, class_choice, class_alternatives, walk)
+            request = ColorizeRequest(image, mask, alternatives, seed, class_choice, class_alternatives, walk,
+                                      variation)
         except ProtocolError as exc:
             raise RequestRejected(exc.message, exc.code) from None
         limits = self.backend

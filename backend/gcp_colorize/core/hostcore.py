@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .protocol import DTYPES, LAYOUTS, PixelImage
+from .protocol import DTYPES, LAYOUTS, MAX_VARIATION, PixelImage
 
 
 class HostError(Exception):
@@ -170,6 +170,7 @@ class ColorizeSettings:
     class_alternatives: bool = False
     walk_direction: str = ""        # "" = no latent walk
     walk_amount: float = 0.0
+    variation: float = 1.0          # how far the alternatives move (protocol: ColorizeRequest)
     output_mode: str = "color"
 
     def request_options(self) -> dict:
@@ -182,6 +183,8 @@ class ColorizeSettings:
             raise HostError(f"The number of alternatives must be between 0 and 64, not {self.alternatives}.")
         if not 0 <= self.seed <= MAX_SEED:
             raise HostError(f"The seed must be between 0 and {MAX_SEED}, not {self.seed}.")
+        if not 0 <= self.variation <= MAX_VARIATION:
+            raise HostError(f"The variation must be between 0 and {MAX_VARIATION:g}, not {self.variation}.")
         choice = self.class_choice.strip()
         if not choice or choice.lower() == "auto":
             class_choice: int | str = "auto"
@@ -193,14 +196,14 @@ class ColorizeSettings:
         if self.walk_direction.strip() and self.walk_amount != 0:
             walk = (self.walk_direction.strip(), float(self.walk_amount))
         return {"alternatives": self.alternatives, "seed": self.seed, "class_choice": class_choice,
-                "class_alternatives": self.class_alternatives, "walk": walk}
+                "class_alternatives": self.class_alternatives, "walk": walk, "variation": float(self.variation)}
 
     def to_strings(self) -> dict[str, str]:
         """Every setting as text, for a host's settings store."""
         return {"alternatives": str(self.alternatives), "seed": str(self.seed),
                 "class_choice": self.class_choice, "class_alternatives": str(self.class_alternatives).lower(),
                 "walk_direction": self.walk_direction, "walk_amount": repr(self.walk_amount),
-                "output_mode": self.output_mode}
+                "variation": repr(self.variation), "output_mode": self.output_mode}
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> "ColorizeSettings":
@@ -208,7 +211,7 @@ class ColorizeSettings:
         settings = cls()
         readers = {"alternatives": int, "seed": int, "class_choice": str,
                    "class_alternatives": lambda v: v.strip().lower() == "true",
-                   "walk_direction": str, "walk_amount": float, "output_mode": str}
+                   "walk_direction": str, "walk_amount": float, "variation": float, "output_mode": str}
         for name, read in readers.items():
             text = values.get(name)
             if text is None or text == "":

@@ -35,6 +35,7 @@ DTYPES = {"uint8": 1, "uint16": 2, "float16": 2, "float32": 4}
 
 REQUEST_TYPES = ("hello", "colorize", "cancel", "status", "shutdown", "ping")
 MAX_HEADER_BYTES = 1 << 20
+MAX_VARIATION = 4.0  # beyond ~3 the alternatives turn into casts over the whole picture
 
 
 class ErrorCode:
@@ -255,6 +256,8 @@ class ColorizeRequest:
     class_choice: "auto" (the classifier decides), an ImageNet index 0..999 or a class name.
     class_alternatives: alternatives use the next most likely classes instead of latent noise.
     walk: (direction name, amount) moves every result's latent code along that direction.
+    variation: how far the alternatives move from the main result: the scale of their latent
+        noise, 0 .. MAX_VARIATION (1 = the paper's N(0, I); 0 = no move).
     """
 
     image: PixelImage
@@ -264,6 +267,7 @@ class ColorizeRequest:
     class_choice: int | str = "auto"
     class_alternatives: bool = False
     walk: tuple[str, float] | None = None
+    variation: float = 1.0
 
     def __post_init__(self) -> None:
         if self.mask is not None:
@@ -293,6 +297,11 @@ class ColorizeRequest:
                 raise ProtocolError(ErrorCode.BAD_PARAMETER,
                                     f"walk must be (direction name, finite amount), got {self.walk!r}")
             object.__setattr__(self, "walk", (walk[0], float(walk[1])))
+        if (isinstance(self.variation, bool) or not isinstance(self.variation, (int, float))
+                or not 0 <= self.variation <= MAX_VARIATION):
+            raise ProtocolError(ErrorCode.BAD_PARAMETER,
+                                f"variation must be a number in [0, {MAX_VARIATION:g}], got {self.variation!r}")
+        object.__setattr__(self, "variation", float(self.variation))
 
     def pack(self, key: bytes, id_: str) -> list:
         buffers = [self.image.data] + ([self.mask.data] if self.mask is not None else [])
@@ -300,7 +309,7 @@ class ColorizeRequest:
                 "mask": self.mask.descriptor() if self.mask is not None else None,
                 "alternatives": self.alternatives, "seed": self.seed,
                 "class_choice": self.class_choice, "class_alternatives": self.class_alternatives,
-                "walk": list(self.walk) if self.walk is not None else None}
+                "walk": list(self.walk) if self.walk is not None else None, "variation": self.variation}
         return pack(key, "colorize", id_, body, buffers)
 
     @classmethod
@@ -314,7 +323,7 @@ class ColorizeRequest:
         mask = PixelImage.from_descriptor(header["mask"], buffers[1], "mask") if has_mask else None
         return cls(image, mask, header.get("alternatives", 3), header.get("seed"),
                    header.get("class_choice", "auto"), header.get("class_alternatives", False),
-                   header.get("walk"))
+                   header.get("walk"), header.get("variation", 1.0))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..core.protocol import MAX_VARIATION
+
 NO_MODEL = "none"
 
 
@@ -28,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="weights of a baseline (e.g. the no-prior ablation); repeatable")
     parser.add_argument("--alternatives", type=int, default=3, metavar="N",
                         help="alternatives per photo from the evaluated model (default 3)")
+    parser.add_argument("--variation", type=float, default=1.0,
+                        help="scale of the alternatives' latent noise, as in `colorize` (default 1)")
     parser.add_argument("-o", "--output", type=Path, default=Path("out/eval"), metavar="REPORT_DIR",
                         help="report folder (default out/eval)")
     parser.add_argument("--crops", type=int, default=16, help="random crops per photo for FID/KID (default 16)")
@@ -39,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def colorizer_method(weights: str, device: str | None, seed: int):
+def colorizer_method(weights: str, device: str | None, seed: int, variation: float = 1.0):
     """A `Method` that colorizes with the backend's Colorizer."""
     try:
         from ..colorizer import Colorizer
@@ -48,7 +52,8 @@ def colorizer_method(weights: str, device: str | None, seed: int):
     colorizer = Colorizer(weights=weights, device=device)
 
     def colorize(gray, alternatives):
-        return [c.rgb for c in colorizer.colorize(gray, alternatives=alternatives, seed=seed)]
+        return [c.rgb for c in colorizer.colorize(gray, alternatives=alternatives, seed=seed,
+                                                         variation=variation)]
     return colorize
 
 
@@ -60,13 +65,15 @@ def run(args: argparse.Namespace) -> int:
     from .inception import InceptionFeatures
     from .report import write_report
 
-    if args.alternatives < 0 or args.crops < 2 or args.crop_size < 32:
-        print("eval: --alternatives must be >= 0, --crops >= 2 and --crop-size >= 32", file=sys.stderr)
+    if args.alternatives < 0 or args.crops < 2 or args.crop_size < 32 or not 0 <= args.variation <= MAX_VARIATION:
+        print("eval: --alternatives must be >= 0, --crops >= 2, --crop-size >= 32 and --variation "
+              f"between 0 and {MAX_VARIATION:g}", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = Settings(alternatives=args.alternatives, crop_size=args.crop_size,
-                        crops_per_image=args.crops, seed=args.seed, max_side=args.max_side)
+                        crops_per_image=args.crops, seed=args.seed, max_side=args.max_side,
+                        variation=args.variation)
 
     def log(message: str) -> None:
         print(message, flush=True)
@@ -84,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             for name in ([main] if main else []) + args.baseline:
                 if name in methods:
                     raise ValueError(f"the weights {name!r} are named twice")
-                methods[name] = colorizer_method(name, args.device, args.seed)
+                methods[name] = colorizer_method(name, args.device, args.seed, args.variation)
             evaluation = Evaluation(photos, settings, InceptionFeatures(args.device),
                                     ImageNetClassifier(args.device), log)
             results, outputs = evaluation.run(methods, main)

@@ -44,6 +44,7 @@ class Settings:
     crops_per_image: int = 16
     seed: int = 0
     max_side: int = 1024
+    variation: float = 1.0  # scale of the alternatives' latent noise (recorded; the Method applies it)
 
 
 def load_photos(folder: Path, max_side: int, log: Callable[[str], None] = print) -> list[Photo]:

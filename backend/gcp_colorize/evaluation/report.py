@@ -58,7 +58,8 @@ def markdown(results: dict, grid_name: str) -> str:
     if alternatives.get("count"):
         lines += ["", f"## Alternatives of `{results['main']}`", "",
                   f"Mean pairwise CIEDE2000 among an image's outputs (main result and "
-                  f"{alternatives['count']} alternatives): {alternatives['mean_diversity']:.2f}.", "",
+                  f"{alternatives['count']} alternatives at variation {s.get('variation', 1.0):g}): "
+                  f"{alternatives['mean_diversity']:.2f}.", "",
                   "| alternative | FID crops | FID crops / main's | KID crops |", "| --- | --- | --- | --- |"]
         for k, scores in enumerate(alternatives["per_alternative"], 1):
             lines.append(f"| {k} | {_fmt('{:.1f}', scores['fid_crops'])} | "

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from ..core.protocol import PixelImage, ResultImage
+from ..core.protocol import MAX_VARIATION, PixelImage, ResultImage
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -48,6 +48,9 @@ def register(subparsers) -> None:
                           help="alternatives from the next most likely classes instead of random variations")
     colorize.add_argument("--walk", type=_walk, metavar="DIRECTION:AMOUNT",
                           help="move along a latent direction, e.g. saturation:2")
+    colorize.add_argument("--variation", type=_variation, default=1.0, metavar="0..4",
+                          help="how far the alternatives move from the main result: the scale of their "
+                               "latent noise (default 1, the paper's)")
     colorize.set_defaults(func=_colorize)
 
     demo = subparsers.add_parser("demo", help="colorize the bundled sample gray photo with the default weights")
@@ -55,7 +58,7 @@ def register(subparsers) -> None:
     _add_colorize_options(demo)
     # The demo shows the shipped model: never a running backend with other weights.
     demo.set_defaults(func=_demo, weights="default", alternatives=3, seed=123, class_choice="auto",
-                      class_alternatives=False, walk=None)
+                      class_alternatives=False, walk=None, variation=1.0)
 
 
 def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +85,13 @@ def _non_negative_int(text: str) -> int:
 
 def _class_choice(text: str) -> int | str:
     return int(text) if text.isdigit() else text
+
+
+def _variation(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= MAX_VARIATION:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_VARIATION:g}, got {text}")
+    return value
 
 
 def _walk(text: str) -> tuple[str, float]:
@@ -241,7 +251,7 @@ def _make_runner(args) -> Runner | None:
     from ..core.client import BackendNotRunning, Client, ClientError, JobFailed, RequestRejected
 
     options = dict(alternatives=args.alternatives, seed=args.seed, class_choice=args.class_choice,
-                   class_alternatives=args.class_alternatives, walk=args.walk)
+                   class_alternatives=args.class_alternatives, walk=args.walk, variation=args.variation)
     client = None
     if not args.in_process:
         try:

@@ -167,7 +167,7 @@ class Worker(threading.Thread):
             results, timing = colorize_pixels(
                 self.colorizer, request.image, request.mask, alternatives=request.alternatives,
                 seed=request.seed, class_choice=request.class_choice,
-                class_alternatives=request.class_alternatives, walk=request.walk,
+                class_alternatives=request.class_alternatives, walk=request.walk, variation=request.variation,
                 progress=progress, should_stop=lambda: job.cancelled)
         except Cancelled:
             code = job.cancel_code or ErrorCode.CANCELLED

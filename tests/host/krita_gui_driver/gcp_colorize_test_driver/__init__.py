@@ -254,6 +254,7 @@ def scenarios():
         selection.setPixelData(mask, sx, sy, sw, sh)
         doc.setSelection(selection)
         docker_widget(QWidget, "gcp_colorize_alternatives").setValue(1)
+        docker_widget(QWidget, "gcp_colorize_variation").setValue(0.0)
         mode = docker_widget(QWidget, "gcp_colorize_output_mode")
         mode.setCurrentIndex(mode.findData("chroma"))
         before_groups = [n.uniqueId() for n in doc.rootNode().childNodes() if n.type() == "grouplayer"]
