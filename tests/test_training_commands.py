@@ -32,13 +32,15 @@ def test_learning_rates_default_to_the_stage_defaults(monkeypatch):
     assert (options["lr"], options["d_lr"]) == (defaults["lr"].default, defaults["d_lr"].default)
 
 
-def test_learning_rates_of_g_and_d_reach_stage0(monkeypatch):
+def test_learning_rates_and_colour_augmentation_reach_stage0(monkeypatch):
     defaults = inspect.signature(stage0_prior.GANPriorStage).parameters
     options = built_with(monkeypatch, ["train", "stage0", "--lr", "1e-5", "--d-lr", "3e-4"])
     assert (options["g_lr"], options["d_lr"]) == (1e-5, 3e-4)
     options = built_with(monkeypatch, ["train", "stage0"])
     assert (options["g_lr"], options["d_lr"]) == (defaults["g_lr"].default,
                                                   defaults["d_lr"].default)
+    assert options["colour_augment"] is False
+    assert built_with(monkeypatch, ["train", "stage0", "--colour-augment"])["colour_augment"] is True
 
 
 def test_weights_to_fine_tune_and_the_average_reach_the_stage(monkeypatch, tmp_path):

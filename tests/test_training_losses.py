@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gcp_colorize.training import gan_losses
-from gcp_colorize.training.diffaugment import cutout, diff_augment, translate
+from gcp_colorize.training.diffaugment import colour_jitter, cutout, diff_augment, translate
 from gcp_colorize.training.colour_losses import ColourRarity
 from gcp_colorize.training.feature_losses import contextual_loss
 
@@ -80,6 +80,24 @@ def test_diff_augment_passes_gradients_and_checks_its_input():
     assert x.grad is not None and x.grad.abs().sum() > 0
     with pytest.raises(ValueError):
         diff_augment(torch.rand(3, 8, 8))
+
+
+def test_colour_jitter_changes_each_image_as_a_whole_and_passes_gradients():
+    torch.manual_seed(0)
+    gray = torch.linspace(-1, 1, 16).view(1, 1, 4, 4).repeat(64, 3, 1, 1)
+    jittered = colour_jitter(gray)
+    # A gray image stays gray (saturation scales the distance to gray); brightness and
+    # contrast differ per image.
+    torch.testing.assert_close(jittered[:, 0], jittered[:, 1])
+    assert jittered.mean((1, 2, 3)).std() > 0.1 and jittered.std((1, 2, 3)).std() > 0.05
+    red = torch.zeros(64, 3, 4, 4)
+    red[:, 0] = 0.5
+    spread = colour_jitter(red)
+    saturation = (spread[:, 0] - spread[:, 1]).mean((1, 2))  # 0.5 x U(0, 2) x U(0.5, 1.5) (contrast)
+    assert 0 <= saturation.min() < 0.1 and 1.0 < saturation.max() <= 1.5
+    x = torch.rand(2, 3, 8, 8, requires_grad=True)
+    diff_augment(x, colour=True).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():

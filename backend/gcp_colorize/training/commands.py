@@ -65,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="learning rate of G (default 5e-5, a quarter of D's)")
             p.add_argument("--d-lr", type=float, default=2e-4,
                            help="learning rate of D (default 2e-4)")
+            p.add_argument("--colour-augment", action="store_true",
+                           help="also jitter brightness, saturation and contrast of every image D "
+                                "sees (real and generated alike)")
         if stage in ("stage1", "stage2"):
             p.add_argument("--prior-run", type=Path, default=default_run_dir("stage0"),
                            help="the stage-0 run directory")
@@ -264,7 +267,7 @@ def build_stage(args: argparse.Namespace, config, device):
     if args.stage == "stage0":
         from .stage0_prior import GANPriorStage
         return GANPriorStage(config, device, seed=args.seed, g_lr=args.lr, d_lr=args.d_lr,
-                             init_from=args.init_from and args.init_from.expanduser(), **batch)
+                             colour_augment=args.colour_augment, init_from=args.init_from and args.init_from.expanduser(), **batch)
     if args.stage == "stage1":
         from .stage1_encoder import EncoderStage
         return EncoderStage(config, device, seed=args.seed, prior_run=args.prior_run.expanduser(),

@@ -5,7 +5,10 @@ thousand steps and the generator's gradients collapse. Augmenting every image th
 real and generated alike, with transforms that gradients pass through keeps D from
 memorising while leaving the distribution that G must match unchanged. We use random
 translation (up to 1/8 of the side, zero fill) and cutout (one zeroed rectangle of half
-the side); no colour transforms, since the colour distribution is what the prior must learn.
+the side). Colour transforms (brightness, saturation, contrast, with the DiffAugment paper's
+ranges) are optional: applied to real and generated images alike they leave the target
+distribution unchanged in principle, but they also blur the colour statistics D judges,
+and colour is what the prior must learn.
 """
 
 from __future__ import annotations
@@ -40,9 +43,22 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
-def diff_augment(x: torch.Tensor) -> torch.Tensor:
+def colour_jitter(x: torch.Tensor) -> torch.Tensor:
+    """Per image: brightness + U(-0.5, 0.5), saturation x U(0, 2), contrast x U(0.5, 1.5),
+    on signed images in [-1, 1]. (B,C,H,W) -> same."""
+    b = x.shape[0]
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(b, 1, 1, 1, device=x.device, dtype=x.dtype) * (high - low) + low
+    x = x + uniform(-0.5, 0.5)
+    grey = x.mean(1, keepdim=True)
+    x = (x - grey) * uniform(0.0, 2.0) + grey
+    mean = x.mean((1, 2, 3), keepdim=True)
+    return (x - mean) * uniform(0.5, 1.5) + mean
+
+
+def diff_augment(x: torch.Tensor, colour: bool = False) -> torch.Tensor:
     """The augmentation applied to every discriminator input during GAN training."""
     if x.ndim != 4:
         raise ValueError(f"expected images (B, C, H, W), got shape {tuple(x.shape)}")
-    return cutout(translate(x))
+    return cutout(translate(colour_jitter(x) if colour else x))
 

@@ -75,16 +75,17 @@ def standing_statistics(generator: BigGANGenerator, classes: torch.Tensor, *, ba
 
 class GANPriorStage:
     name = "stage0"
+    options_added_later = {"colour_augment": False}
 
     def __init__(self, config: GCPConfig, device: torch.device, *, seed: int,
                  batch_size: int = 8, g_lr: float = 5e-5, d_lr: float = 2e-4,
-                 ema_decay: float = 0.999, mode_seeking: float = 0.1,
+                 ema_decay: float = 0.999, mode_seeking: float = 0.1, colour_augment: bool = False,
                  init_from: Path | None = None, dataset=None, sample_set=None):
         self.config, self.device, self.batch_size = config, device, batch_size
         if batch_size < 2:
             raise ValueError("stage 0 needs a batch of at least 2 (mode-seeking pairs)")
         self.hyper = {"g_lr": g_lr, "d_lr": d_lr, "ema_decay": ema_decay,
-                      "mode_seeking": mode_seeking}
+                      "mode_seeking": mode_seeking, "colour_augment": colour_augment}
         self.dataset = dataset if dataset is not None else training_set(config.resolution, seed)
         self.sample_set = sample_set if sample_set is not None else training_set(
             config.resolution, seed, split="val")
@@ -131,15 +132,16 @@ class GANPriorStage:
         # One G pass serves both updates: D learns on it detached, then G through the
         # updated D (saves a G forward per step, a third of the step's cost).
         fake, fake_classes, z = self._paired_fakes(classes)
-        real_logits = self.discriminator(diff_augment(photos.rgb_signed), classes)
-        fake_logits = self.discriminator(diff_augment(fake.detach()), fake_classes)
+        colour = self.hyper["colour_augment"]
+        real_logits = self.discriminator(diff_augment(photos.rgb_signed, colour), classes)
+        fake_logits = self.discriminator(diff_augment(fake.detach(), colour), fake_classes)
         d_loss = hinge_d_loss(real_logits, fake_logits)
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
 
         self.discriminator.requires_grad_(False)
-        g_loss = hinge_g_loss(self.discriminator(diff_augment(fake), fake_classes))
+        g_loss = hinge_g_loss(self.discriminator(diff_augment(fake, colour), fake_classes))
         a, b = fake.chunk(2)
         z_a, z_b = z.chunk(2)
         mode_seeking = mode_seeking_loss(a, b, z_a, z_b)
