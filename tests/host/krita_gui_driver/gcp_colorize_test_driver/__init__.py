@@ -262,6 +262,7 @@ def scenarios():
         yield from trigger_and_wait(session, docker_widget(QWidget, "gcp_colorize_colorize_button").click,
                                     record, gaps, "the colorization of the selection")
         record["source_identical"] = bytes(photo.pixelData(0, 0, doc.width(), doc.height())) == source_before
+        docker_widget(QWidget, "gcp_colorize_variation").setValue(1.0)  # the default again (screenshots)
         for group in doc.rootNode().childNodes():  # keep only the new group for the record
             if group.type() == "grouplayer" and group.uniqueId() in before_groups:
                 group.setVisible(False)
