@@ -39,6 +39,16 @@ def training_set(resolution: int, seed: int, cache: Path = DEFAULT_CACHE,
     return TrainingPhotos(cache, split=split, size=resolution, seed=seed)
 
 
+def stage_photo_sets(resolution: int, seed: int, dataset=None, sample_set=None) -> tuple:
+    """A stage's training photos and the validation photos of its sample pictures: the
+    prepared sets unless the caller (a test) passes its own."""
+    if dataset is None:
+        dataset = training_set(resolution, seed)
+    if sample_set is None:
+        sample_set = training_set(resolution, seed, split="val")
+    return dataset, sample_set
+
+
 def photo_batch(batch: dict, device: torch.device) -> PhotoBatch:
     rgb = batch["rgb"].to(device)
     x_l, ab = normalize_lab(rgb_to_lab(rgb))

@@ -33,7 +33,7 @@ from .class_embedding import install_semantic_embedding
 from .diffaugment import diff_augment
 from .ema import EMA
 from .gan_losses import hinge_d_loss, hinge_g_loss, mode_seeking_loss
-from .photos import gray_classes, photo_batch, sample_crops, training_set
+from .photos import gray_classes, photo_batch, sample_crops, stage_photo_sets
 from .run_state import stage_checkpoint
 from .samples import save_grid
 
@@ -86,9 +86,7 @@ class GANPriorStage:
             raise ValueError("stage 0 needs a batch of at least 2 (mode-seeking pairs)")
         self.hyper = {"g_lr": g_lr, "d_lr": d_lr, "ema_decay": ema_decay,
                       "mode_seeking": mode_seeking, "colour_augment": colour_augment}
-        self.dataset = dataset if dataset is not None else training_set(config.resolution, seed)
-        self.sample_set = sample_set if sample_set is not None else training_set(
-            config.resolution, seed, split="val")
+        self.dataset, self.sample_set = stage_photo_sets(config.resolution, seed, dataset, sample_set)
         self.classifier = ImageNetClassifier(device)
         self.generator = BigGANGenerator(config).to(device)
         install_semantic_embedding(self.generator.shared)

@@ -21,7 +21,7 @@ from ..model.config import GCPConfig
 from ..model.encoder import GANEncoder
 from ..model.lab import rgb_to_model_input
 from .class_embedding import install_semantic_embedding
-from .photos import gray_classes, photo_batch, sample_crops, training_set
+from .photos import gray_classes, photo_batch, sample_crops, stage_photo_sets
 from .run_state import stage_checkpoint
 from .samples import save_grid
 from .stage0_prior import load_prior
@@ -49,9 +49,7 @@ class EncoderStage:
                  batch_size: int = 8, lr: float = 1e-4, z_weight: float = 0.05,
                  pixel_weight: float = 1.0, dataset=None, sample_set=None):
         self.config, self.device, self.batch_size = config, device, batch_size
-        self.dataset = dataset if dataset is not None else training_set(config.resolution, seed)
-        self.sample_set = sample_set if sample_set is not None else training_set(
-            config.resolution, seed, split="val")
+        self.dataset, self.sample_set = stage_photo_sets(config.resolution, seed, dataset, sample_set)
         self.classifier = ImageNetClassifier(device)
         self.generator, self.discriminator, prior_step = load_prior(
             prior_run, config, device, photo_classes(self.dataset))

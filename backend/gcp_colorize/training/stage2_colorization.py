@@ -56,7 +56,7 @@ from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
 from .patch_discriminator import MultiScalePatchDiscriminator, scales_for
 from .loss_weights import LossWeights
-from .photos import gray_classes, photo_batch, sample_crops, training_set
+from .photos import gray_classes, photo_batch, sample_crops, stage_photo_sets
 from .run_state import stage_checkpoint
 from .samples import save_grid
 from .stage0_prior import load_prior
@@ -91,9 +91,7 @@ class ColorizationStage:
         self.trained = trained_networks(self.config)
         self.weights = weights if use_prior else LossWeights(**{**asdict(weights), "contextual": 0.0,
                                                                 "domain": 0.0})
-        self.dataset = dataset if dataset is not None else training_set(config.resolution, seed)
-        self.sample_set = sample_set if sample_set is not None else training_set(
-            config.resolution, seed, split="val")
+        self.dataset, self.sample_set = stage_photo_sets(config.resolution, seed, dataset, sample_set)
         self.classifier = ImageNetClassifier(device)
         self.feature_losses = FeatureLosses(self.classifier)
         self.model = GCPModel(self.config).to(device)
