@@ -18,53 +18,24 @@ random:official that of the released GCP checkpoints. Needs root (or sudo) for t
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
-from skimage import data
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "host")]  # the host-test harness
-
-from gimp_host import GimpSession, gimp_root, warmed_gimp_dir  # noqa: E402
+from host_bench import ALTERNATIVES, arguments, client_seconds, gray_photo
+from gimp_host import GimpSession, gimp_root, warmed_gimp_dir  # noqa: E402 (path set by host_bench)
 from service_harness import running_backend  # noqa: E402
-
-from gcp_colorize.core.protocol import PixelImage  # noqa: E402
-
-
-def gray_photo(size: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(data.camera()).resize((size, size), Image.Resampling.LANCZOS))
-
-
-def client_seconds(backend, gray: np.ndarray, alternatives: int) -> float:
-    """One request as the plug-in sends it (RGBA uint8), straight from a client."""
-    height, width = gray.shape
-    rgba = np.dstack([gray, gray, gray, np.full_like(gray, 255)])
-    with backend.client(timeout=60) as client:
-        started = time.monotonic()
-        client.submit(PixelImage(rgba.tobytes(), width, height, "RGBA", "uint8"),
-                      alternatives=alternatives).wait()
-        return time.monotonic() - started
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", nargs="+", default=["random:tiny", "random:small"])
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="the backend's torch threads")
-    args = parser.parse_args()
-    alternatives = 3  # the plug-in's default
+    args = arguments(__doc__.splitlines()[0])
 
     root = gimp_root()
     gray = gray_photo(args.size)
-    print(f"{args.size}x{args.size} gray layer (8-bit), {alternatives} alternatives, "
+    print(f"{args.size}x{args.size} gray layer (8-bit), {ALTERNATIVES} alternatives, "
           f"backend with {args.threads} thread(s)")
     print(f"{'weights':16} {'GIMP call, median (all) s':34} {'client only, median s':>22}")
     with tempfile.TemporaryDirectory(prefix="bench-gimp-") as temp:
@@ -75,8 +46,7 @@ def main() -> int:
             work = temp / weights.replace(":", "-")
             work.mkdir()
             with running_backend(work, "--threads", str(args.threads), model=weights) as backend:
-                client_seconds(backend, gray, alternatives)  # warm-up: first-call allocations
-                direct = statistics.median(client_seconds(backend, gray, alternatives) for _ in range(args.repeats))
+                direct = client_seconds(backend, gray, "RGBA", args.repeats)
                 session = GimpSession(root, work / "gimp", Path(backend.env["XDG_RUNTIME_DIR"]), warmed)
                 photo = work / "gimp" / "benchphoto.png"
                 photo.write_bytes((temp / "benchphoto.png").read_bytes())

@@ -19,41 +19,16 @@ random:official that of the released GCP checkpoints. Needs Krita (scripts/insta
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from skimage import data
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "host")]  # the host-test harness
-
-from krita_harness import install_gui_driver, install_plugin, make_home, run_krita_gui  # noqa: E402
+from host_bench import ALTERNATIVES, arguments, client_seconds, gray_photo
+from krita_harness import install_gui_driver, install_plugin, make_home, run_krita_gui  # noqa: E402 (path set by host_bench)
 from service_harness import running_backend  # noqa: E402
-
-from gcp_colorize.core.protocol import PixelImage  # noqa: E402
-
-ALTERNATIVES = 3  # the docker's default
-
-
-def gray_photo(size: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(data.camera()).resize((size, size), Image.Resampling.LANCZOS))
-
-
-def client_seconds(backend, gray: np.ndarray) -> float:
-    """One request as the plugin sends an 8-bit sRGB layer (BGRA uint8), straight from a client."""
-    height, width = gray.shape
-    bgra = np.dstack([gray, gray, gray, np.full_like(gray, 255)])
-    with backend.client(timeout=60) as client:
-        started = time.monotonic()
-        client.submit(PixelImage(bgra.tobytes(), width, height, "BGRA", "uint8"), alternatives=ALTERNATIVES).wait()
-        return time.monotonic() - started
 
 
 def krita_runs(work: Path, runtime: Path, gray: np.ndarray, repeats: int) -> list[dict]:
@@ -76,12 +51,7 @@ def krita_runs(work: Path, runtime: Path, gray: np.ndarray, repeats: int) -> lis
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", nargs="+", default=["random:tiny", "random:small"])
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="the backend's torch threads")
-    args = parser.parse_args()
+    args = arguments(__doc__.splitlines()[0])
 
     gray = gray_photo(args.size)
     print(f"{args.size}x{args.size} gray layer (RGBA 8-bit sRGB), {ALTERNATIVES} alternatives, "
@@ -92,8 +62,7 @@ def main() -> int:
             work = Path(temp) / weights.replace(":", "-")
             work.mkdir()
             with running_backend(work, "--threads", str(args.threads), model=weights) as backend:
-                client_seconds(backend, gray)  # warm-up: first-call allocations
-                direct = statistics.median(client_seconds(backend, gray) for _ in range(args.repeats))
+                direct = client_seconds(backend, gray, "BGRA", args.repeats)
                 runs = krita_runs(work, Path(backend.env["XDG_RUNTIME_DIR"]), gray, args.repeats)
             times = [run["last_run"]["trigger_to_inserted_s"] for run in runs]
             inserts = [run["last_run"]["insert_s"] for run in runs]
