@@ -267,7 +267,8 @@ def build_stage(args: argparse.Namespace, config, device):
     if args.stage == "stage0":
         from .stage0_prior import GANPriorStage
         return GANPriorStage(config, device, seed=args.seed, g_lr=args.lr, d_lr=args.d_lr,
-                             colour_augment=args.colour_augment, init_from=args.init_from and args.init_from.expanduser(), **batch)
+                             colour_augment=args.colour_augment,
+                             init_from=args.init_from and args.init_from.expanduser(), **batch)
     if args.stage == "stage1":
         from .stage1_encoder import EncoderStage
         return EncoderStage(config, device, seed=args.seed, prior_run=args.prior_run.expanduser(),

@@ -47,6 +47,7 @@ def colour_jitter(x: torch.Tensor) -> torch.Tensor:
     """Per image: brightness + U(-0.5, 0.5), saturation x U(0, 2), contrast x U(0.5, 1.5),
     on signed images in [-1, 1]. (B,C,H,W) -> same."""
     b = x.shape[0]
+
     def uniform(low: float, high: float) -> torch.Tensor:
         return torch.rand(b, 1, 1, 1, device=x.device, dtype=x.dtype) * (high - low) + low
     x = x + uniform(-0.5, 0.5)
