@@ -119,3 +119,17 @@ def test_colorize_in_process_with_random_weights_is_reproducible(tmp_path, photo
         outputs.append([(out / name).read_bytes() for name in ("gray.png", "gray.alt-1.png")])
     assert outputs[0] == outputs[1]
     assert outputs[0][0] != outputs[0][1]  # the alternative differs from the main result
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "stage1", "--threads", "0"], "--threads: must be a positive integer, got 0"),
+    (["train", "stage0", "--batch-size", "-4"], "--batch-size: must be a positive integer, got -4"),
+    (["eval", "--dev-set", "--alternatives", "-1"], "--alternatives: must be 0 or more, got -1"),
+    (["serve", "--queue-size", "0"], "--queue-size: must be a positive integer, got 0"),
+    (["colorize", "x.png", "-o", "out", "--variation", "4.5"], "--variation: must be between 0 and 4, got 4.5"),
+])
+def test_bad_numbers_are_refused_while_parsing(argv, message, capsys):
+    from gcp_colorize.cli import build_parser
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(argv)
+    assert refused.value.code == 2 and message in capsys.readouterr().err

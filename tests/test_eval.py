@@ -149,8 +149,11 @@ def test_eval_command(photo_folder, tmp_path, capsys, monkeypatch):
     assert results["methods"][GRAY_INPUT]["fid_crops"] > 0
     assert main(["eval", "--images", str(tmp_path / "none"), "-o", str(out)]) == 1
     assert "no such folder" in capsys.readouterr().err
-    assert main(["eval", "--images", str(photo_folder), "--variation", "5", "-o", str(out)]) == 2
-    assert "--variation between 0 and 4" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["eval", "--images", str(photo_folder), "--variation", "5", "-o", str(out)])
+    assert refused.value.code == 2 and "--variation: must be between 0 and 4" in capsys.readouterr().err
+    assert main(["eval", "--images", str(photo_folder), "--crops", "1", "-o", str(out)]) == 2
+    assert "--crops must be >= 2" in capsys.readouterr().err
 
 
 def test_dev_set_is_gathered(tmp_path):

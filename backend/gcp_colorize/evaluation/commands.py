@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..core.protocol import MAX_VARIATION
+from ..argument_types import VARIATION_METAVAR, non_negative_int, positive_int, variation_amount
 
 NO_MODEL = "none"
 
@@ -28,9 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"only the gray input and baselines)")
     parser.add_argument("--baseline", action="append", default=[], metavar="NAME",
                         help="weights of a baseline (e.g. the no-prior ablation); repeatable")
-    parser.add_argument("--alternatives", type=int, default=3, metavar="N",
+    parser.add_argument("--alternatives", type=non_negative_int, default=3, metavar="N",
                         help="alternatives per photo from the evaluated model (default 3)")
-    parser.add_argument("--variation", type=float, default=1.0,
+    parser.add_argument("--variation", type=variation_amount, default=1.0, metavar=VARIATION_METAVAR,
                         help="scale of the alternatives' latent noise, as in `colorize` (default 1)")
     parser.add_argument("-o", "--output", type=Path, default=Path("out/eval"), metavar="REPORT_DIR",
                         help="report folder (default out/eval)")
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the crops and the colorizations")
     parser.add_argument("--max-side", type=int, default=1024, help="photos are shrunk to this long side")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if present)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")
     parser.set_defaults(func=run)
 
 
@@ -65,9 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from .inception import InceptionFeatures
     from .report import write_report
 
-    if args.alternatives < 0 or args.crops < 2 or args.crop_size < 32 or not 0 <= args.variation <= MAX_VARIATION:
-        print("eval: --alternatives must be >= 0, --crops >= 2, --crop-size >= 32 and --variation "
-              f"between 0 and {MAX_VARIATION:g}", file=sys.stderr)
+    if args.crops < 2 or args.crop_size < 32:
+        print("eval: --crops must be >= 2 and --crop-size >= 32", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)

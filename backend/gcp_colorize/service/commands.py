@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from ..core.protocol import MAX_VARIATION, PixelImage, ResultImage
+from ..argument_types import VARIATION_METAVAR, non_negative_int, positive_int, variation_amount
+from ..core.protocol import PixelImage, ResultImage
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -25,14 +26,14 @@ def register(subparsers) -> None:
     serve.add_argument("--reduced-precision", action="store_true",
                        help="bf16 (CPU) / fp16 (CUDA) inference: faster only where the hardware "
                             "supports it natively (see docs/BENCHMARKS.md)")
-    serve.add_argument("--max-pixels", type=_positive_int, help="largest width*height accepted (default: sized for this machine)")
+    serve.add_argument("--max-pixels", type=positive_int, help="largest width*height accepted (default: sized for this machine)")
     serve.add_argument("--endpoint", default="tcp",
                        help="'tcp' (loopback, free port; default), 'ipc' (socket file in the runtime dir) or a ZeroMQ endpoint")
     serve.add_argument("--connection-file", type=Path, help="where to write the connection file (default: runtime dir)")
-    serve.add_argument("--queue-size", type=_positive_int, default=4, help="jobs that may wait; more get 'busy'")
+    serve.add_argument("--queue-size", type=positive_int, default=4, help="jobs that may wait; more get 'busy'")
     serve.add_argument("--client-timeout", type=float, default=30.0,
                        help="seconds without heartbeat after which a client's job is cancelled")
-    serve.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: all cores)")
+    serve.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")
     serve.add_argument("--stop", action="store_true", help="stop the running backend instead of starting one")
     serve.set_defaults(func=_serve)
 
@@ -40,15 +41,15 @@ def register(subparsers) -> None:
     colorize.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="image files or folders")
     colorize.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
     _add_colorize_options(colorize)
-    colorize.add_argument("--alternatives", type=_non_negative_int, default=3, help="alternative colorings per image")
-    colorize.add_argument("--seed", type=_non_negative_int, help="seed of the alternatives (default: random)")
+    colorize.add_argument("--alternatives", type=non_negative_int, default=3, help="alternative colorings per image")
+    colorize.add_argument("--seed", type=non_negative_int, help="seed of the alternatives (default: random)")
     colorize.add_argument("--class", dest="class_choice", type=_class_choice, default="auto", metavar="auto|INDEX|NAME",
                           help="ImageNet class of the colour prior (default: auto, from the classifier)")
     colorize.add_argument("--class-alternatives", action="store_true",
                           help="alternatives from the next most likely classes instead of random variations")
     colorize.add_argument("--walk", type=_walk, metavar="DIRECTION:AMOUNT",
                           help="move along a latent direction, e.g. saturation:2")
-    colorize.add_argument("--variation", type=_variation, default=1.0, metavar="0..4",
+    colorize.add_argument("--variation", type=variation_amount, default=1.0, metavar=VARIATION_METAVAR,
                           help="how far the alternatives move from the main result: the scale of their "
                                "latent noise (default 1, the paper's)")
     colorize.set_defaults(func=_colorize)
@@ -69,29 +70,8 @@ def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
 
 # -- argument types ----------------------------------------------------------------------
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
 def _class_choice(text: str) -> int | str:
     return int(text) if text.isdigit() else text
-
-
-def _variation(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= MAX_VARIATION:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_VARIATION:g}, got {text}")
-    return value
 
 
 def _walk(text: str) -> tuple[str, float]:

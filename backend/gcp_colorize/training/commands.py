@@ -20,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..argument_types import positive_int
 from .loss_weights import LOSS_NAMES, loss_weights
 
 TRAIN_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gcp-colorize" / "train"
@@ -43,10 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p = actions.add_parser(stage, help=helps[stage], description=helps[stage])
         p.add_argument("--run-dir", type=Path, default=default_run_dir(stage),
                        help=f"run state directory (default {default_run_dir(stage)})")
-        p.add_argument("--steps", type=int, help="total number of steps of the run")
+        p.add_argument("--steps", type=positive_int, help="total number of steps of the run")
         p.add_argument("--hours", type=float, help="total training hours of the run")
         p.add_argument("--seed", type=int, default=0, help="seed of a new run (default 0)")
-        p.add_argument("--batch-size", type=int, help="images per step (stage default)")
+        p.add_argument("--batch-size", type=positive_int, help="images per step (stage default)")
         p.add_argument("--config", default="small", help="model configuration (default small)")
         _add_machine_flags(p)
         p.add_argument("--checkpoint-minutes", type=float, default=10.0,
@@ -137,14 +138,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "z-spread (mean CIEDE2000 between two samples of one class, 16 px "
                     "thumbnails). Compare runs and checkpoints at equal --count.")
     p.add_argument("--prior-run", type=Path, default=default_run_dir("stage0"))
-    p.add_argument("--count", type=int, default=256, help="photos and samples (default 256)")
+    p.add_argument("--count", type=positive_int, default=256, help="photos and samples (default 256)")
     p.add_argument("--config", default="small", help="model configuration (default small)")
     _add_machine_flags(p)
     p.set_defaults(func=run_score_prior)
 
 
 def _add_machine_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
 

@@ -1,0 +1,32 @@
+"""argparse types shared by the sub-commands: a bad value is refused while parsing, with
+the command's usage line and exit code 2, before any model is loaded."""
+
+from __future__ import annotations
+
+import argparse
+
+from .core.protocol import MAX_VARIATION
+
+VARIATION_METAVAR = f"0..{MAX_VARIATION:g}"
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def variation_amount(text: str) -> float:
+    """The alternatives' latent noise scale; the protocol checks it again for other clients."""
+    value = float(text)
+    if not 0 <= value <= MAX_VARIATION:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_VARIATION:g}, got {text}")
+    return value
