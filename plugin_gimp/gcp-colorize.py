@@ -99,7 +99,7 @@ def run_colorize(image, drawables, config):
             result = job.wait(on_progress=show_progress)
     finally:
         client.close()
-    group = insert_results(image, source, area, result.images, babl_format, blend_mode)
+    group = insert_results(image, source, area, result.images, options, babl_format, blend_mode)
     Gimp.progress_end()
     Gimp.displays_flush()
     return group
@@ -142,7 +142,7 @@ def show_progress(stage, fraction):
     Gimp.progress_update(fraction)
 
 
-def insert_results(image, source, area, results, babl_format, blend_mode):
+def insert_results(image, source, area, results, options, babl_format, blend_mode):
     """One undo step: a pass-through group above the source holding the main result (visible)
     and the alternatives (hidden), transparent outside the selection (soft edges blend)."""
     has_selection = not Gimp.Selection.is_empty(image)
@@ -154,8 +154,8 @@ def insert_results(image, source, area, results, babl_format, blend_mode):
         group = Gimp.GroupLayer.new(image, hostcore.result_group_name(source.get_name()))
         image.insert_layer(group, source.get_parent(), image.get_item_position(source))
         group.set_mode(Gimp.LayerMode.PASS_THROUGH)
-        for index, result in enumerate(results):
-            name = hostcore.result_layer_name(result.label, result.seed, result.class_name)
+        names = hostcore.result_layer_names(results, options)
+        for index, (result, name) in enumerate(zip(results, names)):
             layer = Gimp.Layer.new(image, name, area.width, area.height, Gimp.ImageType.RGBA_IMAGE, 100.0,
                                    blend_mode)
             image.insert_layer(layer, group, index)

@@ -5,6 +5,7 @@ import pytest
 from gcp_colorize.core import hostcore
 from gcp_colorize.core.hostcore import (ColorizeSettings, HostError, PixelFormat, Rect, check_pixel_cap,
                                         colorize_area, krita_pixel_format, result_layer_name, selection_mask)
+from gcp_colorize.core.protocol import PixelImage, ResultImage
 
 
 @pytest.mark.parametrize("model, depth, expected", [
@@ -113,6 +114,20 @@ def test_output_layer_names_carry_seed_and_short_class():
     assert result_layer_name("colorized", 7, "goldfinch, Carduelis carduelis") == "Colorized (seed 7, goldfinch)"
     assert result_layer_name("alternative 2", 9, "tabby, tabby cat") == "Alternative 2 (seed 9, tabby)"
     assert result_layer_name("alternative 1", 3, "") == "Alternative 1 (seed 3)"
+    assert result_layer_name("colorized", 7, "tabby", ("saturation", 2.0)) == "Colorized (saturation +2, seed 7, tabby)"
+    assert result_layer_name("alternative 1", 3, "", variation=0.5) == "Alternative 1 (seed 3, variation 0.5)"
+
+
+def test_layer_names_carry_the_walk_and_a_variation_other_than_one():
+    results = [ResultImage(PixelImage(bytes(3), 1, 1, "RGB", "uint8"), label, 5, 1, "goldfish")
+               for label in ("colorized", "alternative 1")]
+    names = hostcore.result_layer_names
+    assert names(results, {"walk": None, "variation": 1.0}) == ["Colorized (seed 5, goldfish)",
+                                                                "Alternative 1 (seed 5, goldfish)"]
+    assert names(results, {"walk": ("warmth", -1.5), "variation": 2.0}) == [
+        "Colorized (warmth -1.5, seed 5, goldfish)", "Alternative 1 (warmth -1.5, seed 5, variation 2, goldfish)"]
+    # Class alternatives do not move the latent code: no variation in their names.
+    assert names(results, {"class_alternatives": True, "variation": 2.0})[1] == "Alternative 1 (seed 5, goldfish)"
     assert hostcore.result_group_name("Photo") == "GCP Colorize: Photo"
 
 

@@ -22,7 +22,7 @@ from krita import Krita
 
 from .core.hostcore import (KRITA_MODEL_NAMES, KRITA_SRGB_PROFILES, HostError, PixelFormat, Rect,
                             check_pixel_cap, clear_unselected, colorize_area, krita_pixel_format,
-                            result_group_name, result_layer_name, selection_mask, tight_rows)
+                            result_group_name, result_layer_names, selection_mask, tight_rows)
 from .core.protocol import PixelImage, ResultImage
 
 _LAYER_KINDS = {"grouplayer": "a group layer", "vectorlayer": "a vector layer", "filelayer": "a file layer",
@@ -102,7 +102,7 @@ def read_layer(document, node, max_pixels: int) -> SourceArea:
                       mask, wire_format, wire_space)
 
 
-def insert_results(source: SourceArea, results: list[ResultImage], output_mode: str):
+def insert_results(source: SourceArea, results: list[ResultImage], options: dict, output_mode: str):
     """Put the results into a new group above the source layer (one undo step) and
     return the group. ``output_mode`` "chroma" makes Color-blended layers in a
     pass-through group, so only their colour applies over the original."""
@@ -129,8 +129,8 @@ def insert_results(source: SourceArea, results: list[ResultImage], output_mode: 
     if output_mode == "chroma":
         group.setPassThroughMode(True)
     layers = []
-    for result, pixels in zip(results, buffers):
-        layer = document.createNode(result_layer_name(result.label, result.seed, result.class_name), "paintlayer")
+    for name, pixels in zip(result_layer_names(results, options), buffers):
+        layer = document.createNode(name, "paintlayer")
         layer.setPixelData(bytes(pixels), *_xywh(source.area))
         if output_mode == "chroma":
             layer.setBlendingMode("color")

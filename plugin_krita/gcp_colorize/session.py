@@ -98,7 +98,7 @@ class Session(QObject):
         self._connect_call: _Call | None = None
         self._job_thread: _JobThread | None = None
         self._pending = None                  # a request waiting for the backend to start
-        self._job_context = None              # (source, output mode, trigger time) of the job
+        self._job_context = None              # (source, options, output mode, trigger time) of the job
 
     # -- backend ---------------------------------------------------------------------------
 
@@ -191,12 +191,12 @@ class Session(QObject):
         # lambda would run on the job thread, where Krita's API must not be used).
         thread.job_event.connect(self._on_event)
         thread.finished.connect(thread.deleteLater)
-        self._job_thread, self._job_context = thread, (source, output_mode, triggered)
+        self._job_thread, self._job_context = thread, (source, options, output_mode, triggered)
         thread.start()
 
     @pyqtSlot(object)
     def _on_event(self, event) -> None:
-        source, output_mode, triggered = self._job_context
+        source, options, output_mode, triggered = self._job_context
         if isinstance(event, Accepted):
             self.stage = f"queued ({event.position} ahead)" if event.position else "accepted"
             self.changed.emit()
@@ -204,7 +204,7 @@ class Session(QObject):
             self.progress, self.stage = event.fraction, event.stage
             self.changed.emit()
         elif isinstance(event, Result):
-            self._insert(event, source, output_mode, triggered)
+            self._insert(event, source, options, output_mode, triggered)
         elif isinstance(event, Error):
             self._job_thread = None
             if event.code in _CONNECTION_LOST:
@@ -214,11 +214,11 @@ class Session(QObject):
             else:
                 self._finish_job(f"Not colorized: {event.message}", error=True)
 
-    def _insert(self, result: Result, source, output_mode, triggered) -> None:
+    def _insert(self, result: Result, source, options, output_mode, triggered) -> None:
         self._job_thread = None
         received = time.monotonic()
         try:
-            group = layer_io.insert_results(source, result.images, output_mode)
+            group = layer_io.insert_results(source, result.images, options, output_mode)
         except HostError as exc:
             self._finish_job(str(exc), error=True)
             return

@@ -61,7 +61,7 @@ def run(work, result):
         source = layer_io.read_layer(doc, node, 4096 * 4096)
         job = client.submit(source.image, source.mask, **options)
         results = job.wait(timeout=600)
-        group = layer_io.insert_results(source, results.images, mode)
+        group = layer_io.insert_results(source, results.images, options, mode)
         return source, group, results
 
     def dump_layer(doc, node, tag):

@@ -143,6 +143,7 @@ def test_soft_selection_and_alpha_at_16_bit_linear_with_lch_colour_layers(sessio
     assert soft.sum() > 1000 and selection.max() > 0.99  # feathered edges around a fully selected centre
     layers = record["tree"][0]["children"]
     assert len(layers) == 2
+    assert "variation" not in layers[0]["name"] and ", variation 0" in layers[1]["name"], layers  # main first
     for layer in layers:  # only the selection's bounds were sent and come back
         assert layer["offsets"] == [x0, y0] and layer["size"] == [x1 - x0, y1 - y0]
         assert layer["mode"] == "lch-color"

@@ -162,6 +162,7 @@ def test_soft_selection_in_chroma_mode(gui):
     assert full > 2.0 and soft < 0.8 * full, (full, soft)
     # The panel's variation 0 reached the backend: the alternative equals the main result.
     assert np.array_equal(pixels(gui, children[0], doc["doc"])[0], rgb)
+    assert ", variation 0" in children[0]["name"] and "variation" not in children[-1]["name"], children
     # What the artist sees: colour inside the selection over the original's lightness, gray outside.
     projection = np.frombuffer((gui["work"] / run["projection_file"]).read_bytes(), np.uint8)
     seen = lab(projection.reshape(height, width, 4)[..., [2, 1, 0]] / 255.0, False)

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .protocol import DTYPES, LAYOUTS, MAX_VARIATION, PixelImage
+from .protocol import DTYPES, LAYOUTS, MAX_VARIATION, PixelImage, ResultImage
 
 
 class HostError(Exception):
@@ -236,14 +236,30 @@ def short_class_name(class_name: str) -> str:
     return class_name.split(",")[0].strip()
 
 
-def result_layer_name(label: str, seed: int, class_name: str) -> str:
-    """"Colorized (seed 7, goldfinch)" / "Alternative 2 (seed 9, goldfinch)" for a result's
-    label ("colorized", "alternative 2"), seed and class name."""
+def result_layer_name(label: str, seed: int, class_name: str, walk: tuple[str, float] | None = None,
+                      variation: float | None = None) -> str:
+    """"Colorized (seed 7, goldfinch)" / "Alternative 2 (seed 9, variation 2, goldfinch)" for a
+    result's label ("colorized", "alternative 2"), seed, class name, the latent walk
+    ("saturation +2") and the alternatives' variation, named only when not the default 1, so
+    that an artist can read back from the layer what made it."""
     title = label.strip().capitalize() or "Colorized"
-    parts = [f"seed {seed}"]
+    parts = [f"{walk[0]} {walk[1]:+g}"] if walk else []
+    parts.append(f"seed {seed}")
+    if variation is not None and variation != 1.0:
+        parts.append(f"variation {variation:g}")
     if short_class_name(class_name):
         parts.append(short_class_name(class_name))
     return f"{title} ({', '.join(parts)})"
+
+
+def result_layer_names(results: list[ResultImage], options: dict) -> list[str]:
+    """Layer names for a job's results (main result first) from ``request_options()``: the
+    walk applies to every result, the variation only to random alternatives (class
+    alternatives do not move the latent code)."""
+    varied = not options.get("class_alternatives")
+    return [result_layer_name(r.label, r.seed, r.class_name, options.get("walk"),
+                              options.get("variation", 1.0) if k and varied else None)
+            for k, r in enumerate(results)]
 
 
 def result_group_name(source_name: str) -> str:
