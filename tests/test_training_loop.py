@@ -10,27 +10,7 @@ from gcp_colorize.training import run_state
 from gcp_colorize.training.batches import BatchOrder, collate
 from gcp_colorize.training.ema import EMA
 from gcp_colorize.training.loop import Budget, train
-
-
-class FlippingDataset:
-    """Random flips drawn from (epoch, index), like the real training set."""
-
-    def __init__(self, n=10):
-        g = torch.Generator().manual_seed(0)
-        self.images = torch.rand(n, 3, 8, 8, generator=g)
-        self.epoch = 0
-
-    def __len__(self):
-        return len(self.images)
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def __getitem__(self, i):
-        image = self.images[i]
-        if torch.rand((), generator=torch.Generator().manual_seed(self.epoch * 100 + i)) < 0.5:
-            image = image.flip(-1)
-        return {"image": image, "label": i % 3}
+from synthetic_photos import SyntheticPhotos
 
 
 class ToyStage:
@@ -41,7 +21,7 @@ class ToyStage:
     device = torch.device("cpu")
 
     def __init__(self):
-        self.dataset = FlippingDataset()
+        self.dataset = SyntheticPhotos(n=10, size=8)
         self.net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
                                  nn.Conv2d(4, 3, 3, padding=1))
         self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-2)
@@ -52,8 +32,8 @@ class ToyStage:
         return {"stage": self.name, "lr": 1e-2}
 
     def train_step(self, batch, step):
-        noisy = batch["image"] + 0.1 * torch.randn_like(batch["image"])
-        loss = (self.net(noisy) - batch["image"]).pow(2).mean()
+        noisy = batch["rgb"] + 0.1 * torch.randn_like(batch["rgb"])
+        loss = (self.net(noisy) - batch["rgb"]).pow(2).mean()
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()

@@ -18,6 +18,7 @@ from gcp_colorize.training.loop import Budget, train
 from gcp_colorize.training.stage0_prior import GANPriorStage, load_prior
 from gcp_colorize.training.stage1_encoder import EncoderStage
 from gcp_colorize.training.stage2_colorization import ColorizationStage
+from synthetic_photos import SyntheticPhotos
 
 pytestmark = pytest.mark.slow  # a few real (tiny) networks per stage: about a minute
 
@@ -25,30 +26,6 @@ CONFIG = GCPConfig(name="test64", resolution=64, n_classes=10, dim_z=120, shared
                    g_ch=2, d_ch=4, e_ch=4, attention_resolution=16, corr_nonlocal_nc=8,
                    color_ngf=4, color_res_blocks=1)
 CPU = torch.device("cpu")
-
-
-class SyntheticPhotos:
-    """Smooth random colour images with the TrainingPhotos item contract."""
-
-    def __init__(self, n=6, size=64, seed=0):
-        g = torch.Generator().manual_seed(seed)
-        coarse = torch.rand(n, 3, 4, 4, generator=g)
-        self.images = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
-        self.labels = [i % CONFIG.n_classes for i in range(n)]
-        self.epoch = 0
-
-    def __len__(self):
-        return len(self.images)
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def __getitem__(self, i):
-        image = self.images[i]
-        if (self.epoch + i) % 2:
-            image = image.flip(-1)
-        return {"rgb": image, "alpha": torch.ones(1, *image.shape[1:]), "label": self.labels[i],
-                "index": i}
 
 
 @pytest.fixture(scope="module")
