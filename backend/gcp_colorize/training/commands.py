@@ -139,6 +139,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "thumbnails). Compare runs and checkpoints at equal --count.")
     p.add_argument("--prior-run", type=Path, default=default_run_dir("stage0"))
     p.add_argument("--count", type=positive_int, default=256, help="photos and samples (default 256)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the samples' z (default 0); another seed shows the scores' noise")
     p.add_argument("--config", default="small", help="model configuration (default small)")
     _add_machine_flags(p)
     p.set_defaults(func=run_score_prior)
@@ -235,8 +237,8 @@ def run_score_prior(args: argparse.Namespace) -> int:
 
     def score_run(config, device) -> int:
         score = score_prior(run, config, device, training_set(config.resolution, seed=0),
-                            count=args.count)
-        print(f"{run} step {score['step']}, {score['count']} samples: FID {score['fid']:.1f}, "
+                            count=args.count, seed=args.seed)
+        print(f"{run} step {score['step']}, {score['count']} samples (seed {args.seed}): FID {score['fid']:.1f}, "
               f"KID x1000 {1000 * score['kid']:.2f}, colourfulness "
               f"{score['colourfulness']:.0%} of the photos', z-spread "
               f"{score['z_spread']:.2f} CIEDE2000")
