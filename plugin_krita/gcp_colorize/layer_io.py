@@ -104,8 +104,9 @@ def read_layer(document, node, max_pixels: int) -> SourceArea:
 
 def insert_results(source: SourceArea, results: list[ResultImage], options: dict, output_mode: str):
     """Put the results into a new group above the source layer (one undo step) and
-    return the group. ``output_mode`` "chroma" makes Color-blended layers in a
-    pass-through group, so only their colour applies over the original."""
+    return the group, its layers named from the results and the request's ``options``.
+    ``output_mode`` "chroma" makes Color-blended layers in a pass-through group, so only
+    their colour applies over the original."""
     document = source.document
     if document not in Krita.instance().documents():
         raise HostError("The image was closed before the colorization finished; the result was discarded.")
