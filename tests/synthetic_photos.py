@@ -4,8 +4,9 @@ import torch
 
 
 class SyntheticPhotos:
-    """Smooth random colour images with the TrainingPhotos item contract: flipped by
-    (epoch, index), as the real set's random flips are drawn."""
+    """Smooth random colour images with the TrainingPhotos item contract. An item is flipped
+    when epoch + index is odd, so its view changes from epoch to epoch as the real set's
+    random flips do (what exact resume must reproduce)."""
 
     def __init__(self, n=6, size=64, seed=0, n_classes=10):
         g = torch.Generator().manual_seed(seed)

@@ -28,12 +28,17 @@ CONFIG = GCPConfig(name="test64", resolution=64, n_classes=10, dim_z=120, shared
 CPU = torch.device("cpu")
 
 
+def photos(**options) -> SyntheticPhotos:
+    """Synthetic training photos labelled with the test config's classes."""
+    return SyntheticPhotos(n_classes=CONFIG.n_classes, **options)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two steps of every stage, chained as the command line chains them."""
     torch.set_num_threads(2)
     root = tmp_path_factory.mktemp("runs")
-    data = {"dataset": SyntheticPhotos(), "sample_set": SyntheticPhotos(n=3, seed=1)}
+    data = {"dataset": photos(), "sample_set": photos(n=3, seed=1)}
     run_state.seed_everything(0)
     train(GANPriorStage(CONFIG, CPU, seed=0, batch_size=2, **data), root / "stage0",
           Budget(steps=2), seed=0)
@@ -150,7 +155,7 @@ def test_stage2_refuses_an_encoder_trained_on_another_prior(runs, tmp_path):
 def test_a_missing_prior_run_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="train stage0"):
         EncoderStage(CONFIG, CPU, seed=0, prior_run=tmp_path / "none",
-                     dataset=SyntheticPhotos(), sample_set=SyntheticPhotos(n=2))
+                     dataset=photos(), sample_set=photos(n=2))
 
 
 def test_export_writes_a_loadable_weights_directory_with_named_directions(runs, tmp_path):
