@@ -131,6 +131,18 @@ def test_diversity_loss_asks_two_colorizations_to_differ_up_to_a_margin():
         diversity_loss(torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 4, 4))
 
 
+def test_centred_diversity_does_not_count_a_cast_over_the_whole_photo():
+    from gcp_colorize.training.colour_losses import diversity_loss
+    torch.manual_seed(0)
+    ab = torch.rand(3, 2, 32, 32) - 0.5
+    cast = ab + torch.tensor([0.2, -0.1])[:, None, None]
+    assert diversity_loss(ab, cast).item() == 0.0
+    assert diversity_loss(ab, cast, centred=True).item() == pytest.approx(1.0)
+    left_half_recoloured = ab.clone()
+    left_half_recoloured[..., :16] += 0.4                 # one region, differs by 0.2 ab/110
+    assert diversity_loss(ab, left_half_recoloured, centred=True).item() == 0.0
+
+
 def test_palette_loss_compares_colour_distributions_not_places():
     from gcp_colorize.training.colour_losses import palette_loss
     torch.manual_seed(0)

@@ -305,16 +305,17 @@ def one_loss_stage(runs, source: Path, loss: str, **options) -> tuple[Colorizati
     return stage, torch.utils.data.default_collate([data["dataset"][i] for i in range(2)])
 
 
-def test_the_diversity_loss_trains_the_prior_path(runs, tmp_path):
+@pytest.mark.parametrize("loss", ["diversity", "local_diversity"])
+def test_the_diversity_loss_trains_the_prior_path(runs, tmp_path, loss):
     from gcp_colorize.model.spade import SPADE
-    stage, batch = one_loss_stage(runs, tmp_path / "source", "diversity", shift_probability=1.0)
+    stage, batch = one_loss_stage(runs, tmp_path / "source", loss, shift_probability=1.0)
     dcn_before = [m.dcn.weight.clone() for m in stage.model.colorization.modules()
                   if isinstance(m, SPADE)]
     judged_sizes = []
     stage.patch_discriminator.register_forward_pre_hook(
         lambda module, inputs: judged_sizes.append(inputs[0].size(0)))
     losses = stage.train_step(batch, 0)
-    assert 0.0 < losses["diversity"] <= 1.0
+    assert 0.0 < losses[loss] <= 1.0
     assert judged_sizes == [2, 2, 4]  # D: photos, outputs; G: outputs and second alternatives
     dcn_after = [m.dcn.weight for m in stage.model.colorization.modules() if isinstance(m, SPADE)]
     # the only way two shifts can differ is through the warped GAN features

@@ -12,6 +12,9 @@ Diversity loss: two shifted z for the same photo should give visibly different c
 The palette loss alone lets the colorization net ignore the reference (its alternatives
 then differ by about 1 CIEDE2000); a hinge on the distance between the two outputs'
 region colours asks for the difference until it reaches a margin, and no further.
+Measured as is, the easiest way to differ is a cast over the whole photo; the centred
+variant removes each image's mean difference first, so only colours that change region
+by region (one object's against another's) count.
 """
 
 from __future__ import annotations
@@ -48,13 +51,18 @@ def palette_loss(ab: torch.Tensor, target_ab: torch.Tensor, projections: int = 8
 
 
 def diversity_loss(ab_a: torch.Tensor, ab_b: torch.Tensor, margin: float = 0.1,
-                   size: int = 16) -> torch.Tensor:
+                   size: int = 16, centred: bool = False) -> torch.Tensor:
     """Hinge on the mean absolute ab difference of two colorizations of the same images
     (B, 2, H, W), average-pooled to `size` (regions, not noise): per image
     max(0, margin - distance) / margin, so 1 for identical outputs and 0 once they differ
-    by `margin` (0.1 of the ab/110 normalisation: 11 ab units); mean over images."""
+    by `margin` (0.1 of the ab/110 normalisation: 11 ab units); mean over images.
+    `centred`: the image's mean a and b difference is subtracted first (a uniform cast
+    scores 0)."""
     ab_a, ab_b = pooled_ab_pair(ab_a, ab_b, size)
-    distance = (ab_a - ab_b).abs().mean(dim=(1, 2, 3))
+    difference = ab_a - ab_b
+    if centred:
+        difference = difference - difference.mean(dim=(2, 3), keepdim=True)
+    distance = difference.abs().mean(dim=(1, 2, 3))
     return (F.relu(margin - distance) / margin).mean()
 
 

@@ -18,6 +18,7 @@ class LossWeights:
     palette: float = 0.0
     rebalanced_ab: float = 0.0
     diversity: float = 0.0
+    local_diversity: float = 0.0  # diversity with each image's mean difference removed
 
 
 LOSS_NAMES = tuple(LossWeights.__dataclass_fields__)

@@ -16,7 +16,8 @@ Losses (generator side), weights in `LossWeights`:
   truth's colours, or the reference's for a shifted z (unless `reference_palette` is
   off); the diversity loss: the shifted samples run a second time with another shift, and
   the two colorizations are asked to differ (a hinge, `colour_losses.diversity_loss`),
-  the second also judged by the PatchGAN and pulled like the first.
+  the second also judged by the PatchGAN and pulled like the first; local diversity, the
+  same with a uniform cast not counted (only region-by-region differences).
 Reason to use the prior (our addition): for a fraction `shift_probability` of the
 samples z gets the same N(0, I) shift the Colorizer uses for alternatives; those samples
 are trained with the reference-based losses only (contextual, adversarial), so the
@@ -71,7 +72,8 @@ def trained_networks(config: GCPConfig) -> tuple[str, ...]:
 
 class ColorizationStage:
     # options that runs started before them do not record, with the value those runs had
-    options_added_later = {"weights": {"diversity": 0.0}, "reference_palette": True}
+    options_added_later = {"weights": {"diversity": 0.0, "local_diversity": 0.0},
+                           "reference_palette": True}
 
     def __init__(self, config: GCPConfig, device: torch.device, *, seed: int, use_prior: bool = True,
                  prior_run: Path | None = None, encoder_run: Path | None = None,
@@ -220,7 +222,7 @@ class ColorizationStage:
         w = self.weights
         shifted = ~unshifted
         second = None
-        if w.diversity and self.use_prior and shifted.any():
+        if (w.diversity or w.local_diversity) and self.use_prior and shifted.any():
             second = self.model.run(photos.x_l[shifted], classes[shifted],
                                     torch.randn(int(shifted.sum()), self.config.dim_z,
                                                 device=self.device))
@@ -246,6 +248,7 @@ class ColorizationStage:
                 losses["rebalanced_ab"] = (ab_error * rare).sum() / opaque_values
         if second is not None:
             losses["diversity"] = diversity_loss(ab[shifted], second.ab_norm)
+            losses["local_diversity"] = diversity_loss(ab[shifted], second.ab_norm, centred=True)
         palette = self._palette_loss(photos, ab, out, unshifted, second) if w.palette else None
         if palette is not None:
             losses["palette"] = palette
