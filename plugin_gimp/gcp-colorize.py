@@ -200,7 +200,8 @@ class GcpColorize(Gimp.PlugIn):
         procedure.add_double_argument("variation", "_Variation",
                                       "How far the alternatives move from the main result (1: the model's "
                                       "usual spread; 0: none)", 0.0, hostcore.MAX_VARIATION, 1.0, READWRITE)
-        procedure.add_int_argument("seed", "_Seed (-1: new each run)", "Random seed (-1: a new one each run; names carry the seed)",
+        procedure.add_int_argument("seed", "_Seed (-1: new each run)",
+                                   "Random seed (-1: a new one each run; names carry the seed)",
                                    -1, hostcore.MAX_SEED, -1, READWRITE)
         procedure.add_string_argument("class-choice", "_Class",
                                       "ImageNet class guiding the colours: auto, an index (0-999) or a name",

@@ -123,9 +123,9 @@ class ColorizeDocker(DockWidget):
         self.setWidget(root)
 
         # Stable object names: shortcuts for styling and for the GUI test that drives the panel.
-        for name in ("state_label", "connect_button", "alternatives", "variation", "seed", "class_choice", "class_alternatives",
-                     "walk_direction", "walk_amount", "output_mode", "colorize_button", "cancel_button", "progress",
-                     "message"):
+        for name in ("state_label", "connect_button", "alternatives", "variation", "seed", "class_choice",
+                     "class_alternatives", "walk_direction", "walk_amount", "output_mode", "colorize_button",
+                     "cancel_button", "progress", "message"):
             getattr(self, name).setObjectName(f"gcp_colorize_{name}")
         new_seed_button.setObjectName("gcp_colorize_new_seed")
 

@@ -196,7 +196,8 @@ class Client:
             weights=str(hello.get("weights", "")), native_resolution=int(hello.get("native_resolution", 0)),
             max_pixels=int(limits.get("max_pixels", 0)), max_message_bytes=int(limits.get("max_message_bytes", 0)),
             max_alternatives=int(limits.get("max_alternatives", 0)), queue_size=int(limits.get("queue_size", 0)),
-            heartbeat_s=float(hello.get("heartbeat_s", 2.0)), client_timeout_s=float(hello.get("client_timeout_s", 30.0)),
+            heartbeat_s=float(hello.get("heartbeat_s", 2.0)),
+            client_timeout_s=float(hello.get("client_timeout_s", 30.0)),
             directions=tuple(str(name) for name in hello.get("directions", [])))
 
     # construction helpers

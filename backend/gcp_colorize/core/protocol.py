@@ -318,7 +318,8 @@ class ColorizeRequest:
         has_mask = header.get("mask") is not None
         if len(buffers) != 1 + has_mask:
             raise ProtocolError(ErrorCode.MALFORMED,
-                                f"colorize request has {len(buffers)} pixel frame(s), its header describes {1 + has_mask}")
+                                f"colorize request has {len(buffers)} pixel frame(s), its header "
+                                f"describes {1 + has_mask}")
         image = PixelImage.from_descriptor(header.get("image"), buffers[0])
         mask = PixelImage.from_descriptor(header["mask"], buffers[1], "mask") if has_mask else None
         return cls(image, mask, header.get("alternatives", 3), header.get("seed"),

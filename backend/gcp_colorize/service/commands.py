@@ -20,15 +20,19 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
 
 def register(subparsers) -> None:
-    serve = subparsers.add_parser("serve", help="run the colorization backend that the plugins and `colorize` use")
-    serve.add_argument("--weights", default="default", help="weights name (default, official, a directory, random:tiny)")
+    serve = subparsers.add_parser("serve",
+                                  help="run the colorization backend that the plugins and `colorize` use")
+    serve.add_argument("--weights", default="default",
+                       help="weights name (default, official, a directory, random:tiny)")
     serve.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available, else CPU)")
     serve.add_argument("--reduced-precision", action="store_true",
                        help="bf16 (CPU) / fp16 (CUDA) inference: faster only where the hardware "
                             "supports it natively (see docs/BENCHMARKS.md)")
-    serve.add_argument("--max-pixels", type=positive_int, help="largest width*height accepted (default: sized for this machine)")
+    serve.add_argument("--max-pixels", type=positive_int,
+                       help="largest width*height accepted (default: sized for this machine)")
     serve.add_argument("--endpoint", default="tcp",
-                       help="'tcp' (loopback, free port; default), 'ipc' (socket file in the runtime dir) or a ZeroMQ endpoint")
+                       help="'tcp' (loopback, free port; default), 'ipc' (socket file in the runtime "
+                            "dir) or a ZeroMQ endpoint")
     serve.add_argument("--connection-file", type=Path, help="where to write the connection file (default: runtime dir)")
     serve.add_argument("--queue-size", type=positive_int, default=4, help="jobs that may wait; more get 'busy'")
     serve.add_argument("--client-timeout", type=float, default=30.0,
@@ -113,8 +117,9 @@ def _serve(args) -> int:
     if not _device_usable(args.device):
         return 1
     try:
-        code = run_backend(lambda: Colorizer(args.weights, args.device, args.reduced_precision), connection_path=args.connection_file,
-                           endpoint=args.endpoint, max_pixels=args.max_pixels, queue_size=args.queue_size,
+        code = run_backend(lambda: Colorizer(args.weights, args.device, args.reduced_precision),
+                           connection_path=args.connection_file, endpoint=args.endpoint,
+                           max_pixels=args.max_pixels, queue_size=args.queue_size,
                            client_timeout_s=args.client_timeout,
                            on_ready=lambda info: print(f"gcp-colorize backend ready on {info.endpoint} "
                                                        f"(pid {info.pid})", flush=True))

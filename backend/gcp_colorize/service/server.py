@@ -174,7 +174,8 @@ class Server:
             return [self._error(identity, message.id, exc.code, exc.message)]
         except Exception as exc:  # a bug must not stop the loop; the log has the trace
             log.exception("%s request %s failed", message.type, message.id)
-            return [self._error(identity, message.id, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")]
+            return [self._error(identity, message.id, ErrorCode.INTERNAL,
+                                f"internal error: {type(exc).__name__}: {exc}")]
 
     def _reply(self, identity: bytes, type_: str, id_: str, body: dict | None = None) -> list:
         return [identity, *pack(self.key, type_, id_, body)]
