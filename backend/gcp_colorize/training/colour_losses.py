@@ -14,7 +14,8 @@ then differ by about 1 CIEDE2000); a hinge on the distance between the two outpu
 region colours asks for the difference until it reaches a margin, and no further.
 Measured as is, the easiest way to differ is a cast over the whole photo; the centred
 variant removes each image's mean difference first, so only colours that change region
-by region (one object's against another's) count.
+by region (one object's against another's) count. (Measured: it asks for no plausible
+colour per object, and fine-tunes answered with blotches; weights/default/MODEL_CARD.md.)
 """
 
 from __future__ import annotations
