@@ -246,9 +246,10 @@ class ColorizationStage:
             if self.rarity is not None:
                 rare = weight * self.rarity(photos.ab[unshifted])
                 losses["rebalanced_ab"] = (ab_error * rare).sum() / opaque_values
-        if second is not None:
-            losses["diversity"] = diversity_loss(ab[shifted], second.ab_norm)
-            losses["local_diversity"] = diversity_loss(ab[shifted], second.ab_norm, centred=True)
+        if second is not None:  # only the terms that are on: one at weight 0 is not computed
+            for name, centred in (("diversity", False), ("local_diversity", True)):
+                if getattr(w, name):
+                    losses[name] = diversity_loss(ab[shifted], second.ab_norm, centred=centred)
         palette = self._palette_loss(photos, ab, out, unshifted, second) if w.palette else None
         if palette is not None:
             losses["palette"] = palette
