@@ -10,7 +10,7 @@ from PIL import Image
 from gcp_colorize.evaluation import metrics
 from gcp_colorize.evaluation.evaluate import (GRAY_INPUT, Evaluation, Settings, gray_input,
                                               load_photos)
-from gcp_colorize.evaluation.report import write_report
+from gcp_colorize.evaluation.report import markdown, write_report
 from gcp_colorize.model.classifier import ImageNetClassifier
 from gcp_colorize.model.lab import lab_to_rgb
 
@@ -103,6 +103,8 @@ def test_evaluation_rows_alternatives_and_report(photo_folder, classifier, tmp_p
         assert row in text
     data = json.loads(js.read_text())
     assert data["methods"]["oracle"]["mean"]["psnr"] is None  # inf is not JSON
+    by_class = markdown({**data, "settings": {**data["settings"], "class_alternatives": True}}, "grid.png")
+    assert "3 alternatives from the next most likely classes)" in by_class and "at variation" not in by_class
     grid = Image.open(png)
     assert grid.size[0] == 192 * 7  # gray, tinted, oracle, 3 alternatives, ground truth
 
@@ -154,6 +156,30 @@ def test_eval_command(photo_folder, tmp_path, capsys, monkeypatch):
     assert refused.value.code == 2 and "--variation: must be between 0 and 4" in capsys.readouterr().err
     assert main(["eval", "--images", str(photo_folder), "--crops", "1", "-o", str(out)]) == 2
     assert "--crops must be >= 2" in capsys.readouterr().err
+
+
+def test_eval_command_class_alternatives(photo_folder, tmp_path, monkeypatch):
+    """The evaluated Colorizer makes its alternatives from the next classes: each output of a
+    photo is labelled with another class, and the report says where they came from."""
+    from gcp_colorize import colorizer as colorizer_module
+    from gcp_colorize.cli import main
+    from gcp_colorize.evaluation import inception
+    monkeypatch.setattr(inception, "InceptionFeatures", lambda device: small_features)
+    classes_made = []
+    real_colorize = colorizer_module.Colorizer.colorize
+
+    def recording_colorize(self, *args, **kwargs):
+        results = real_colorize(self, *args, **kwargs)
+        classes_made.append([r.class_index for r in results])
+        return results
+    monkeypatch.setattr(colorizer_module.Colorizer, "colorize", recording_colorize)
+    out = tmp_path / "out"
+    assert main(["eval", "--images", str(photo_folder), "--weights", "random:tiny", "--device", "cpu",
+                 "--alternatives", "2", "--class-alternatives", "--crops", "2", "--crop-size", "48",
+                 "--threads", "2", "-o", str(out)]) == 0
+    assert len(classes_made) == 3 and all(len(set(c)) == 3 for c in classes_made)
+    assert json.loads((out / "report.json").read_text())["settings"]["class_alternatives"] is True
+    assert "2 alternatives from the next most likely classes" in (out / "report.md").read_text()
 
 
 def test_dev_set_is_gathered(tmp_path):

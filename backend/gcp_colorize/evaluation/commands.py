@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="alternatives per photo from the evaluated model (default 3)")
     parser.add_argument("--variation", type=variation_amount, default=1.0, metavar=VARIATION_METAVAR,
                         help="scale of the alternatives' latent noise, as in `colorize` (default 1)")
+    parser.add_argument("--class-alternatives", action="store_true",
+                        help="alternatives from the next most likely classes instead of latent noise, "
+                             "as in `colorize`")
     parser.add_argument("-o", "--output", type=Path, default=Path("out/eval"), metavar="REPORT_DIR",
                         help="report folder (default out/eval)")
     parser.add_argument("--crops", type=int, default=16, help="random crops per photo for FID/KID (default 16)")
@@ -43,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def colorizer_method(weights: str, device: str | None, seed: int, variation: float = 1.0):
+def colorizer_method(weights: str, device: str | None, seed: int, variation: float = 1.0,
+                     class_alternatives: bool = False):
     """A `Method` that colorizes with the backend's Colorizer."""
     try:
         from ..colorizer import Colorizer
@@ -52,8 +56,8 @@ def colorizer_method(weights: str, device: str | None, seed: int, variation: flo
     colorizer = Colorizer(weights=weights, device=device)
 
     def colorize(gray, alternatives):
-        return [c.rgb for c in colorizer.colorize(gray, alternatives=alternatives, seed=seed,
-                                                         variation=variation)]
+        return [c.rgb for c in colorizer.colorize(gray, alternatives=alternatives, seed=seed, variation=variation,
+                                                         class_alternatives=class_alternatives)]
     return colorize
 
 
@@ -72,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     settings = Settings(alternatives=args.alternatives, crop_size=args.crop_size,
                         crops_per_image=args.crops, seed=args.seed, max_side=args.max_side,
-                        variation=args.variation)
+                        variation=args.variation, class_alternatives=args.class_alternatives)
 
     def log(message: str) -> None:
         print(message, flush=True)
@@ -90,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
             for name in ([main] if main else []) + args.baseline:
                 if name in methods:
                     raise ValueError(f"the weights {name!r} are named twice")
-                methods[name] = colorizer_method(name, args.device, args.seed, args.variation)
+                methods[name] = colorizer_method(name, args.device, args.seed, args.variation,
+                                                 args.class_alternatives)
             evaluation = Evaluation(photos, settings, InceptionFeatures(args.device),
                                     ImageNetClassifier(args.device), log)
             results, outputs = evaluation.run(methods, main)

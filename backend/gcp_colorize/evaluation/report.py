@@ -36,6 +36,12 @@ def _fmt(fmt: str, value) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
 
 
+def _alternatives_source(settings: dict) -> str:
+    if settings.get("class_alternatives"):
+        return "from the next most likely classes"
+    return f"at variation {settings.get('variation', 1.0):g}"
+
+
 def markdown(results: dict, grid_name: str) -> str:
     s = results["settings"]
     gt = results["ground_truth"]
@@ -58,7 +64,7 @@ def markdown(results: dict, grid_name: str) -> str:
     if alternatives.get("count"):
         lines += ["", f"## Alternatives of `{results['main']}`", "",
                   f"Mean pairwise CIEDE2000 among an image's outputs (main result and "
-                  f"{alternatives['count']} alternatives at variation {s.get('variation', 1.0):g}): "
+                  f"{alternatives['count']} alternatives {_alternatives_source(s)}): "
                   f"{alternatives['mean_diversity']:.2f}.", "",
                   "| alternative | FID crops | FID crops / main's | KID crops |", "| --- | --- | --- | --- |"]
         for k, scores in enumerate(alternatives["per_alternative"], 1):
