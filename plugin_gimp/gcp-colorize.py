@@ -207,7 +207,8 @@ class GcpColorize(Gimp.PlugIn):
                                       "ImageNet class guiding the colours: auto, an index (0-999) or a name",
                                       "auto", READWRITE)
         procedure.add_boolean_argument("class-alternatives", "Alternatives from the next _likely classes",
-                                       "Alternatives use the next most likely classes instead of new noise",
+                                       "Alternatives use the next most likely classes instead of new noise; "
+                                       "with the default weights they differ more",
                                        False, READWRITE)
         procedure.add_string_argument("walk-direction", "Latent walk _direction",
                                       "Name of a latent direction to move along (empty: none)", "", READWRITE)

@@ -84,6 +84,8 @@ class ColorizeDocker(DockWidget):
                                      "or type to search the class names")
         form.addRow("Class", self.class_choice)
         self.class_alternatives = QCheckBox("Alternatives from the next likely classes")
+        self.class_alternatives.setToolTip("Alternatives use the next most likely classes instead of new "
+                                           "noise; with the default weights they differ more")
         form.addRow("", self.class_alternatives)
 
         walk_row = QHBoxLayout()
