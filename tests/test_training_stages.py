@@ -106,6 +106,25 @@ def test_every_stage_steps_under_a_bf16_autocast(runs, tmp_path):
         assert train(stage, tmp_path / stage.name, Budget(steps=1), seed=0, bf16=True) == 1
 
 
+def test_stage0_augments_samples_in_fp32_like_the_photos_under_bf16(monkeypatch):
+    """Under a bf16 autocast G's images are bf16; D's augmentation must see them in fp32, as
+    it sees the photos, or its colour jitter rounds the samples alone."""
+    from gcp_colorize.training import stage0_prior
+    stage = GANPriorStage(CONFIG, CPU, seed=0, batch_size=2, colour_augment=True, dataset=photos(),
+                          sample_set=photos(n=3, seed=1))
+    seen = []
+    real_augment = stage0_prior.diff_augment
+
+    def recording_augment(x, colour=False):
+        seen.append(x.dtype)
+        return real_augment(x, colour)
+    monkeypatch.setattr(stage0_prior, "diff_augment", recording_augment)
+    batch = next(iter(torch.utils.data.DataLoader(stage.dataset, batch_size=2)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stage.train_step(batch, 0)
+    assert seen == [torch.float32] * 3  # photos, samples for D, samples for G
+
+
 def test_score_prior_measures_the_samples_against_the_photos(runs):
     from gcp_colorize.training.prior_score import score_prior, z_spread
     root, data = runs

@@ -114,12 +114,14 @@ class GANPriorStage:
 
     def _paired_fakes(self, classes: torch.Tensor):
         """G images for the first half of `classes`, twice with independent z (the
-        mode-seeking pairs): classes (B,) -> images (B', 3, R, R), their classes and z,
-        B' = 2 * (B // 2)."""
+        mode-seeking pairs): classes (B,) -> fp32 images (B', 3, R, R), their classes and z,
+        B' = 2 * (B // 2). fp32 also under a bf16 autocast, as the photos are: the colour
+        jitter would otherwise round the samples alone (~2e-3 rms of noise D can tell apart
+        and G cannot remove)."""
         half = classes[:classes.size(0) // 2]
         paired = torch.cat((half, half))
         z = torch.randn(paired.size(0), self.config.dim_z, device=self.device)
-        return self.generator(z, self.generator.shared(paired))[0], paired, z
+        return self.generator(z, self.generator.shared(paired))[0].float(), paired, z
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         photos = photo_batch(batch, self.device)
