@@ -83,6 +83,23 @@ def test_stage0_prior_is_frozen_with_a_semantic_class_embedding(runs):
     assert torch.equal(generator.shared.weight, semantic_class_table(16, CONFIG.n_classes))
 
 
+def test_a_fresh_stage0_starts_from_orthogonal_weights():
+    """BigGAN's init: each conv / linear / embedding weight, as a matrix, has orthonormal rows
+    or columns; G's frozen semantic class table is not touched."""
+    stage = GANPriorStage(CONFIG, CPU, seed=0, batch_size=2, dataset=photos(), sample_set=photos(n=3, seed=1))
+    checked = 0
+    for network in (stage.generator, stage.discriminator):
+        for module in network.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.Embedding)) \
+                    and module.weight.requires_grad:
+                w = module.weight.detach().flatten(1)
+                gram = w @ w.T if w.size(0) <= w.size(1) else w.T @ w
+                assert torch.allclose(gram, torch.eye(gram.size(0)), atol=1e-4), module
+                checked += 1
+    assert checked > 20
+    assert torch.equal(stage.generator.shared.weight, semantic_class_table(16, CONFIG.n_classes))
+
+
 def test_stage0_goes_on_from_another_run_with_other_options(runs):
     root, data = runs
     source = run_state.load_checkpoint(root / "stage0")["stage"]
