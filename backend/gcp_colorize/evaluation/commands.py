@@ -46,9 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def colorizer_method(weights: str, device: str | None, seed: int, variation: float = 1.0,
-                     class_alternatives: bool = False):
-    """A `Method` that colorizes with the backend's Colorizer."""
+def colorizer_method(weights: str, device: str | None, settings):
+    """A `Method` that colorizes with the backend's Colorizer, its alternatives as `settings`
+    (an evaluate.Settings: seed, variation, class_alternatives) ask."""
     try:
         from ..colorizer import Colorizer
     except ImportError as exc:
@@ -56,8 +56,9 @@ def colorizer_method(weights: str, device: str | None, seed: int, variation: flo
     colorizer = Colorizer(weights=weights, device=device)
 
     def colorize(gray, alternatives):
-        return [c.rgb for c in colorizer.colorize(gray, alternatives=alternatives, seed=seed, variation=variation,
-                                                         class_alternatives=class_alternatives)]
+        return [c.rgb for c in colorizer.colorize(gray, alternatives=alternatives, seed=settings.seed,
+                                                         variation=settings.variation,
+                                                         class_alternatives=settings.class_alternatives)]
     return colorize
 
 
@@ -94,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
             for name in ([main] if main else []) + args.baseline:
                 if name in methods:
                     raise ValueError(f"the weights {name!r} are named twice")
-                methods[name] = colorizer_method(name, args.device, args.seed, args.variation,
-                                                 args.class_alternatives)
+                methods[name] = colorizer_method(name, args.device, settings)
             evaluation = Evaluation(photos, settings, InceptionFeatures(args.device),
                                     ImageNetClassifier(args.device), log)
             results, outputs = evaluation.run(methods, main)
