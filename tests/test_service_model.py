@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from gcp_colorize import imaging
-from gcp_colorize.colorizer import Cancelled, Colorizer, UnknownChoice
+from gcp_colorize.colorizer import CLASS_CANDIDATES, Cancelled, Colorizer, UnknownChoice, most_distinct
 from gcp_colorize.core.protocol import ErrorCode, PixelImage
-from gcp_colorize.model.lab import rgb_to_lab
+from gcp_colorize.model.lab import rgb_to_lab, rgb_to_model_input
 from service_harness import gray_gradient, running_backend
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ def photo() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def first_run(colorizer, photo):
-    return colorizer.colorize(photo, alternatives=1, seed=3)
+    return colorizer.colorize(photo, alternatives=1, seed=3, class_alternatives=False)
 
 
 def lightness(rgb: np.ndarray) -> torch.Tensor:
@@ -51,13 +51,13 @@ def test_results_keep_size_and_lightness(colorizer, photo, first_run):
 
 
 def test_alternatives_are_reproducible_from_the_seed(colorizer, photo, first_run):
-    again = colorizer.colorize(photo, alternatives=1, seed=3)
+    again = colorizer.colorize(photo, alternatives=1, seed=3, class_alternatives=False)
     for a, b in zip(first_run, again):
         np.testing.assert_array_equal(a.rgb, b.rgb)
 
 
 def test_variation_scales_the_alternatives_latent_noise(colorizer, photo, first_run):
-    still = colorizer.colorize(photo, alternatives=1, seed=3, variation=0.0)
+    still = colorizer.colorize(photo, alternatives=1, seed=3, variation=0.0, class_alternatives=False)
     np.testing.assert_array_equal(still[0].rgb, still[1].rgb)
     np.testing.assert_array_equal(still[0].rgb, first_run[0].rgb)  # the main result does not move
     shifts = {}
@@ -65,7 +65,7 @@ def test_variation_scales_the_alternatives_latent_noise(colorizer, photo, first_
         seen = []
         hook = colorizer.model.register_forward_pre_hook(lambda module, args: seen.append(args[2].clone()))
         try:
-            colorizer.colorize(photo, alternatives=1, seed=3, variation=variation)
+            colorizer.colorize(photo, alternatives=1, seed=3, variation=variation, class_alternatives=False)
         finally:
             hook.remove()
         shifts[variation] = seen
@@ -73,10 +73,29 @@ def test_variation_scales_the_alternatives_latent_noise(colorizer, photo, first_
     torch.testing.assert_close(shifts[3.0][1], 3 * shifts[1.0][1])
 
 
-def test_class_alternatives_use_the_next_classes(colorizer, photo):
-    results = colorizer.colorize(photo, alternatives=1, class_choice="goldfish", class_alternatives=True)
+def test_most_distinct_takes_the_farthest_from_those_already_chosen():
+    chromas = [torch.full((1, 2, 3, 3), float(v)) for v in (0, 1, 10, 11, 5)]
+    # 11 is farthest from 0; then 5 (5 from both) beats 10 and 1 (1 from their nearest).
+    assert most_distinct(chromas, 3) == [0, 3, 4]
+    assert most_distinct(chromas, 2) == [0, 3]           # a shorter list is a prefix
+    assert sorted(most_distinct(chromas, 9)) == [0, 1, 2, 3, 4]
+    assert most_distinct([chromas[0]] * 3, 3) == [0, 1, 2]  # ties: still distinct indices
+
+
+def test_class_alternatives_are_the_most_distinct_of_the_likely_classes(colorizer, photo):
+    results = colorizer.colorize(photo, alternatives=3, class_choice="goldfish", class_alternatives=True)
     assert results[0].class_index == 1 and results[0].class_name == "goldfish"
-    assert results[1].class_index != 1
+    classes = [r.class_index for r in results]
+    assert len(set(classes)) == 4
+    # Each alternative is one of the CLASS_CANDIDATES most likely classes, the same whatever
+    # the number asked for.
+    square, _ = imaging.fit_square(imaging.to_tensor(photo), colorizer.config.resolution,
+                                   imaging.border_margin(colorizer.config.resolution))
+    likely = colorizer._classes(rgb_to_model_input(square), "goldfish", CLASS_CANDIDATES - 1)
+    assert set(classes) <= set(likely)
+    fewer = colorizer.colorize(photo, alternatives=1, class_choice="goldfish", class_alternatives=True)
+    assert [r.class_index for r in fewer] == classes[:2]
+    np.testing.assert_array_equal(fewer[1].rgb, results[1].rgb)
 
 
 @pytest.mark.parametrize("options, code", [

@@ -8,7 +8,10 @@ One colorization (paper section 3, official inference):
   Lab(original L, ab) -> sRGB, desaturated at constant L where out of gamut.
 Diversity: alternative k adds ``variation`` times the k-th N(0, I) vector drawn from a
 generator seeded with ``seed`` (so alternative k is the same whatever the number asked for),
-or, with ``class_alternatives``, uses the k-th next most likely class.
+or, with ``class_alternatives``, uses another of the most likely classes: the model runs on
+the ``CLASS_CANDIDATES`` most likely ones and the alternatives are those whose chroma lies
+farthest from the results already chosen (the next likely classes alone are often near
+synonyms that colour alike).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from .core.protocol import ErrorCode, PixelImage, ResultImage
 from .model.lab import AB_SCALE, lab_to_rgb, rgb_to_model_input
 
 log = logging.getLogger(__name__)
+
+CLASS_CANDIDATES = 8  # likely classes the class alternatives are picked from (more if more are asked)
 
 
 class Cancelled(Exception):
@@ -74,7 +79,7 @@ class Colorizer:
 
     @torch.inference_mode()
     def colorize(self, rgb: np.ndarray, *, alternatives: int = 3, seed: int | None = None,
-                 class_choice: int | str = "auto", class_alternatives: bool = False,
+                 class_choice: int | str = "auto", class_alternatives: bool = True,
                  walk: tuple[str, float] | None = None, variation: float = 1.0,
                  progress: Callable[[str, float], None] = lambda stage, fraction: None,
                  should_stop: Callable[[], bool] = lambda: False) -> list[Colorization]:
@@ -94,26 +99,33 @@ class Colorizer:
             imaging.border_margin(self.config.resolution))   # (1, 3, R, R)
         x_l = rgb_to_model_input(square)                                    # (1, 1, R, R)
         guide_low = imaging.crop_placed((x_l + 1) * 50, placement)          # L at model scale
-        classes = self._classes(x_l, class_choice, alternatives if class_alternatives else 0)
+        total = 1 + alternatives
+        if class_alternatives and alternatives:
+            candidates = [(c, walk_shift) for c in
+                          self._classes(x_l, class_choice, max(CLASS_CANDIDATES, total) - 1)]
+        else:
+            class_index = self._classes(x_l, class_choice, 0)[0]
+            noise = torch.randn(alternatives, self.config.dim_z, generator=torch.Generator().manual_seed(seed))
+            candidates = [(class_index, walk_shift + variation * noise[k - 1] if k else walk_shift)
+                          for k in range(total)]
         check()
 
-        noise = torch.randn(alternatives, self.config.dim_z, generator=torch.Generator().manual_seed(seed))
-        total = 1 + alternatives
-        results = []
-        for k in range(total):
-            class_index = classes[k] if class_alternatives else classes[0]
-            shift = walk_shift.clone()
-            if k and not class_alternatives:
-                shift += variation * noise[k - 1]
-            progress("model", 0.1 + 0.9 * k / total)
+        chromas = []
+        for k, (class_index, shift) in enumerate(candidates):
+            progress("model", 0.1 + 0.5 * k / len(candidates))
             # Test configs (random:tiny) embed fewer than 1000 classes: wrap the index.
             model_class = torch.tensor([class_index % self.config.n_classes], device=self.device)
             with self._precision():
                 ab_norm = self.model(x_l, model_class, shift.to(self.device)).float()  # (1, 2, R, R)
+            chromas.append(imaging.crop_placed(ab_norm * AB_SCALE, placement))
             check()
-            progress("upsample", 0.1 + 0.9 * (k + 0.8) / total)
-            chroma = imaging.crop_placed(ab_norm * AB_SCALE, placement)
-            colorized = imaging.colorized_rgb(lightness, imaging.guide_coefficients(chroma, guide_low))
+        chosen = most_distinct(chromas, total) if len(candidates) > total else range(total)
+
+        results = []
+        for k, index in enumerate(chosen):
+            progress("upsample", 0.6 + 0.4 * k / total)
+            class_index = candidates[index][0]
+            colorized = imaging.colorized_rgb(lightness, imaging.guide_coefficients(chromas[index], guide_low))
             results.append(Colorization(colorized, "colorized" if k == 0 else f"alternative {k}", seed,
                                         class_index, self.classifier.classes.name(class_index)))
             check()
@@ -159,6 +171,21 @@ class Colorizer:
             raise UnknownChoice(ErrorCode.UNKNOWN_DIRECTION,
                                 f"unknown direction {name!r}; known: {', '.join(directions.names)}")
         return directions.shift(name, amount).float().cpu()
+
+
+def most_distinct(chromas: list[torch.Tensor], count: int) -> list[int]:
+    """Indices of ``count`` of the (1, 2, h, w) a*b* maps: the first, then each time the one
+    whose mean ab distance to the nearest already chosen is largest (farthest-point order,
+    so a shorter list is a prefix of a longer one)."""
+    chosen = [0]
+    nearest = torch.full((len(chromas),), float("inf"))
+    while len(chosen) < min(count, len(chromas)):
+        last = chromas[chosen[-1]]
+        for i, chroma in enumerate(chromas):
+            nearest[i] = min(nearest[i], (chroma - last).norm(dim=1).mean().item())
+        nearest[chosen] = -1.0
+        chosen.append(int(nearest.argmax()))
+    return chosen
 
 
 def colorize_pixels(colorizer, image: PixelImage, mask: PixelImage | None = None, *,
