@@ -198,18 +198,18 @@ class GcpColorize(Gimp.PlugIn):
         procedure.add_int_argument("alternatives", "_Alternatives", "Alternative colourings besides the main one",
                                    0, MAX_ALTERNATIVES, 3, READWRITE)
         procedure.add_double_argument("variation", "_Variation",
-                                      "How far the alternatives move from the main result (1: the model's "
-                                      "usual spread; 0: none)", 0.0, hostcore.MAX_VARIATION, 1.0, READWRITE)
+                                      "How far random alternatives move from the main result (1: the model's "
+                                      "usual spread; 0: none); class alternatives ignore it", 0.0, hostcore.MAX_VARIATION, 1.0, READWRITE)
         procedure.add_int_argument("seed", "_Seed (-1: new each run)",
                                    "Random seed (-1: a new one each run; names carry the seed)",
                                    -1, hostcore.MAX_SEED, -1, READWRITE)
         procedure.add_string_argument("class-choice", "_Class",
                                       "ImageNet class guiding the colours: auto, an index (0-999) or a name",
                                       "auto", READWRITE)
-        procedure.add_boolean_argument("class-alternatives", "Alternatives from the next _likely classes",
-                                       "Alternatives use the next most likely classes instead of new noise; "
-                                       "with the default weights they differ more",
-                                       False, READWRITE)
+        procedure.add_boolean_argument("class-alternatives", "Alternatives from other _likely classes",
+                                       "Alternatives use the most distinct of the likely classes; off: random "
+                                       "ones from the seed and the variation",
+                                       True, READWRITE)
         procedure.add_string_argument("walk-direction", "Latent walk _direction",
                                       "Name of a latent direction to move along (empty: none)", "", READWRITE)
         procedure.add_double_argument("walk-amount", "Latent walk a_mount", "How far to move along the direction",

@@ -37,7 +37,7 @@ class TintColorizerDouble:
     def __init__(self, stage_seconds: float):
         self.stage_seconds = stage_seconds
 
-    def colorize(self, rgb, *, alternatives=3, seed=None, class_choice="auto", class_alternatives=False,
+    def colorize(self, rgb, *, alternatives=3, seed=None, class_choice="auto", class_alternatives=True,
                  walk=None, variation=1.0, progress=lambda stage, fraction: None, should_stop=lambda: False):
         if isinstance(class_choice, str) and class_choice not in ("auto", "tench"):
             raise UnknownChoice(ErrorCode.UNKNOWN_CLASS, f"no ImageNet class named {class_choice!r}")
@@ -55,8 +55,9 @@ class TintColorizerDouble:
         results = []
         for k in range(1 + alternatives):
             # Guide coefficients with zero slope: the same a*b* everywhere; alternatives move
-            # from the main tint by `variation`, as the model's latent noise does.
-            tint = torch.tensor([0.0, 0.0, 20.0 + 15 * k * variation, -10.0 + 5 * k * variation]).view(1, 4, 1, 1)
+            # from the main tint, random ones by `variation` as the model's latent noise does.
+            step = k if class_alternatives else k * variation
+            tint = torch.tensor([0.0, 0.0, 20.0 + 15 * step, -10.0 + 5 * step]).view(1, 4, 1, 1)
             results.append(Colorization(imaging.colorized_rgb(lightness, tint),
                                         "colorized" if k == 0 else f"alternative {k}", seed, 0, "tench"))
         progress("upsample", 1.0)

@@ -76,7 +76,8 @@ def test_evaluation_rows_alternatives_and_report(photo_folder, classifier, tmp_p
     truth = {p.name: p.rgb for p in photos}
     methods = {GRAY_INPUT: gray_input, "tinted": tinted,
                "oracle": lambda gray, n: [next(v for v in truth.values() if v.shape == gray.shape)]}
-    settings = Settings(alternatives=3, crop_size=32, crops_per_image=6, seed=1, variation=2.0)
+    settings = Settings(alternatives=3, crop_size=32, crops_per_image=6, seed=1, variation=2.0,
+                        class_alternatives=False)
     evaluation = Evaluation(photos, settings, small_features, classifier, log=lambda m: None)
     results, outputs = evaluation.run(methods, main="tinted")
 
@@ -104,7 +105,7 @@ def test_evaluation_rows_alternatives_and_report(photo_folder, classifier, tmp_p
     data = json.loads(js.read_text())
     assert data["methods"]["oracle"]["mean"]["psnr"] is None  # inf is not JSON
     by_class = markdown({**data, "settings": {**data["settings"], "class_alternatives": True}}, "grid.png")
-    assert "3 alternatives from the next most likely classes)" in by_class and "at variation" not in by_class
+    assert "3 alternatives from the most distinct of the likely classes)" in by_class and "at variation" not in by_class
     grid = Image.open(png)
     assert grid.size[0] == 192 * 7  # gray, tinted, oracle, 3 alternatives, ground truth
 
@@ -144,9 +145,10 @@ def test_eval_command(photo_folder, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(inception, "InceptionFeatures", lambda device: small_features)
     out = tmp_path / "out"
     assert main(["eval", "--images", str(photo_folder), "--weights", "none", "--crops", "2",
-                 "--crop-size", "48", "--threads", "2", "--variation", "0.5", "-o", str(out)]) == 0
+                 "--crop-size", "48", "--threads", "2", "--variation", "0.5", "--no-class-alternatives",
+                 "-o", str(out)]) == 0
     results = json.loads((out / "report.json").read_text())
-    assert results["settings"]["variation"] == 0.5
+    assert results["settings"]["variation"] == 0.5 and results["settings"]["class_alternatives"] is False
     assert list(results["methods"]) == [GRAY_INPUT] and results["photos"] == ["p0", "p1", "p2"]
     assert results["methods"][GRAY_INPUT]["fid_crops"] > 0
     assert main(["eval", "--images", str(tmp_path / "none"), "-o", str(out)]) == 1
@@ -158,9 +160,9 @@ def test_eval_command(photo_folder, tmp_path, capsys, monkeypatch):
     assert "--crops must be >= 2" in capsys.readouterr().err
 
 
-def test_eval_command_class_alternatives(photo_folder, tmp_path, monkeypatch):
-    """The evaluated Colorizer makes its alternatives from the next classes: each output of a
-    photo is labelled with another class, and the report says where they came from."""
+def test_eval_command_makes_class_alternatives_by_default(photo_folder, tmp_path, monkeypatch):
+    """By default the evaluated Colorizer makes its alternatives from other likely classes: each
+    output of a photo is labelled with another class, and the report says where they came from."""
     from gcp_colorize import colorizer as colorizer_module
     from gcp_colorize.cli import main
     from gcp_colorize.evaluation import inception
@@ -175,11 +177,11 @@ def test_eval_command_class_alternatives(photo_folder, tmp_path, monkeypatch):
     monkeypatch.setattr(colorizer_module.Colorizer, "colorize", recording_colorize)
     out = tmp_path / "out"
     assert main(["eval", "--images", str(photo_folder), "--weights", "random:tiny", "--device", "cpu",
-                 "--alternatives", "2", "--class-alternatives", "--crops", "2", "--crop-size", "48",
+                 "--alternatives", "2", "--crops", "2", "--crop-size", "48",
                  "--threads", "2", "-o", str(out)]) == 0
     assert len(classes_made) == 3 and all(len(set(c)) == 3 for c in classes_made)
     assert json.loads((out / "report.json").read_text())["settings"]["class_alternatives"] is True
-    assert "2 alternatives from the next most likely classes" in (out / "report.md").read_text()
+    assert "2 alternatives from the most distinct of the likely classes" in (out / "report.md").read_text()
 
 
 def test_dev_set_is_gathered(tmp_path):

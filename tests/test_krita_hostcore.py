@@ -78,7 +78,7 @@ def test_settings_become_request_options():
     settings = ColorizeSettings(alternatives=2, seed=7, class_choice=" goldfinch ", walk_direction="zoom",
                                 walk_amount=1.5, variation=2.5)
     assert settings.request_options() == {"alternatives": 2, "seed": 7, "class_choice": "goldfinch",
-                                          "class_alternatives": False, "walk": ("zoom", 1.5), "variation": 2.5}
+                                          "class_alternatives": True, "walk": ("zoom", 1.5), "variation": 2.5}
     assert ColorizeSettings(class_choice="Auto", seed=1).request_options()["class_choice"] == "auto"
     assert ColorizeSettings(class_choice="11", seed=1).request_options()["class_choice"] == 11
     # A direction without an amount (or the other way round) is no walk.

@@ -118,6 +118,7 @@ def test_colorize_request_round_trip():
     header = msgpack.unpackb(request.pack(KEY, "job")[1])
     assert header["variation"] == 2.0
     assert ColorizeRequest(image()).variation == 1.0
+    assert ColorizeRequest(image()).class_alternatives is True  # the alternatives that differ most
 
 
 @pytest.mark.parametrize("options, code", [

@@ -56,8 +56,8 @@ class ColorizeDocker(DockWidget):
         self.variation = QDoubleSpinBox()
         self.variation.setRange(0.0, MAX_VARIATION)
         self.variation.setSingleStep(0.25)
-        self.variation.setToolTip("How far the alternatives move from the main result "
-                                  "(1: the model's usual spread; 0: none)")
+        self.variation.setToolTip("How far random alternatives move from the main result "
+                                  "(1: the model's usual spread; 0: none); class alternatives ignore it")
         form.addRow("Variation", self.variation)
 
         seed_row = QHBoxLayout()
@@ -83,9 +83,9 @@ class ColorizeDocker(DockWidget):
         self.class_choice.setToolTip("ImageNet class of the colour prior: auto (the classifier decides), "
                                      "or type to search the class names")
         form.addRow("Class", self.class_choice)
-        self.class_alternatives = QCheckBox("Alternatives from the next likely classes")
-        self.class_alternatives.setToolTip("Alternatives use the next most likely classes instead of new "
-                                           "noise; with the default weights they differ more")
+        self.class_alternatives = QCheckBox("Alternatives from other likely classes")
+        self.class_alternatives.setToolTip("Alternatives use the most distinct of the likely classes; "
+                                           "unchecked: random ones from the seed and the variation")
         form.addRow("", self.class_alternatives)
 
         walk_row = QHBoxLayout()
@@ -137,6 +137,7 @@ class ColorizeDocker(DockWidget):
                        self.walk_direction.currentTextChanged, self.walk_amount.valueChanged,
                        self.output_mode.currentIndexChanged):
             signal.connect(self._store_settings)
+        self.class_alternatives.toggled.connect(lambda on: self.variation.setEnabled(not on))
         self.session.changed.connect(self._show_session)
         self._show_session()
         self.session.connect_backend(start=False)  # show the state; starting waits for a Colorize
@@ -159,6 +160,7 @@ class ColorizeDocker(DockWidget):
         else:
             self.class_choice.setEditText(s.class_choice)
         self.class_alternatives.setChecked(s.class_alternatives)
+        self.variation.setEnabled(not s.class_alternatives)  # only random alternatives use it
         self.walk_direction.setEditText(s.walk_direction)
         self.walk_amount.setValue(s.walk_amount)
         self.output_mode.setCurrentIndex(max(0, self.output_mode.findData(s.output_mode)))

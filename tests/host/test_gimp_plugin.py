@@ -128,6 +128,7 @@ def test_gray_photo_gets_a_group_of_colorized_layers_above_the_untouched_source(
 def test_soft_selection_and_alpha_at_16_bit_linear_with_lch_colour_layers(session, photos):
     case = {"name": "sel16", "photo": photos["alphaphoto"], "precision": "U16_LINEAR",
             "selection": [40, 30, 160, 120, 24], "arguments": {"alternatives": 1, "seed": 3, "variation": 0.0,
+                                                                "class-alternatives": False,
                                                                 "output-mode": "lch-color"}}
     run = session.run([case], name="sel16")
     record = only(run.report)

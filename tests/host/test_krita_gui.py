@@ -160,7 +160,9 @@ def test_soft_selection_in_chroma_mode(gui):
     chroma = np.hypot(result_lab[..., 1], result_lab[..., 2])
     full, soft = chroma[(mask == 1) & layer].mean(), chroma[(mask > 0.2) & (mask < 0.6) & layer].mean()
     assert full > 2.0 and soft < 0.8 * full, (full, soft)
-    # The panel's variation 0 reached the backend: the alternative equals the main result.
+    # Random alternatives at the panel's variation 0 reached the backend: the alternative
+    # equals the main result. The variation box is greyed out while it would do nothing.
+    assert run["variation_enabled"] == {"class alternatives": False, "random alternatives": True}
     assert np.array_equal(pixels(gui, children[0], doc["doc"])[0], rgb)
     assert ", variation 0" in children[0]["name"] and "variation" not in children[-1]["name"], children
     # What the artist sees: colour inside the selection over the original's lightness, gray outside.

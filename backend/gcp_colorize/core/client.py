@@ -259,7 +259,7 @@ class Client:
     # requests
 
     def submit(self, image: PixelImage, mask: PixelImage | None = None, alternatives: int = 3,
-               seed: int | None = None, class_choice: int | str = "auto", class_alternatives: bool = False,
+               seed: int | None = None, class_choice: int | str = "auto", class_alternatives: bool = True,
                walk: tuple[str, float] | None = None, variation: float = 1.0) -> "Job":
         """Send a colorize request; returns at once. Raises RequestRejected when the request
         is invalid or over the backend's limits (nothing is sent then). ``image.data`` must

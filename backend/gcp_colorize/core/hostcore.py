@@ -167,7 +167,7 @@ class ColorizeSettings:
     alternatives: int = 3
     seed: int = field(default_factory=lambda: new_seed())
     class_choice: str = "auto"      # "auto", or an ImageNet class name / index as text
-    class_alternatives: bool = False
+    class_alternatives: bool = True
     walk_direction: str = ""        # "" = no latent walk
     walk_amount: float = 0.0
     variation: float = 1.0          # how far the alternatives move (protocol: ColorizeRequest)

@@ -254,9 +254,10 @@ class ColorizeRequest:
     """What a colorize request asks for.
 
     class_choice: "auto" (the classifier decides), an ImageNet index 0..999 or a class name.
-    class_alternatives: alternatives use the next most likely classes instead of latent noise.
+    class_alternatives: alternatives use other likely classes (the most distinct of them); false:
+        latent noise from the seed, scaled by the variation.
     walk: (direction name, amount) moves every result's latent code along that direction.
-    variation: how far the alternatives move from the main result: the scale of their latent
+    variation: how far the noise alternatives move from the main result: the scale of their latent
         noise, 0 .. MAX_VARIATION (1 = the paper's N(0, I); 0 = no move).
     """
 
@@ -265,7 +266,7 @@ class ColorizeRequest:
     alternatives: int = 3
     seed: int | None = None
     class_choice: int | str = "auto"
-    class_alternatives: bool = False
+    class_alternatives: bool = True
     walk: tuple[str, float] | None = None
     variation: float = 1.0
 
@@ -323,7 +324,7 @@ class ColorizeRequest:
         image = PixelImage.from_descriptor(header.get("image"), buffers[0])
         mask = PixelImage.from_descriptor(header["mask"], buffers[1], "mask") if has_mask else None
         return cls(image, mask, header.get("alternatives", 3), header.get("seed"),
-                   header.get("class_choice", "auto"), header.get("class_alternatives", False),
+                   header.get("class_choice", "auto"), header.get("class_alternatives", True),
                    header.get("walk"), header.get("variation", 1.0))
 
 

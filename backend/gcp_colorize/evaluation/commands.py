@@ -32,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="alternatives per photo from the evaluated model (default 3)")
     parser.add_argument("--variation", type=variation_amount, default=1.0, metavar=VARIATION_METAVAR,
                         help="scale of the alternatives' latent noise, as in `colorize` (default 1)")
-    parser.add_argument("--class-alternatives", action="store_true",
-                        help="alternatives from the next most likely classes instead of latent noise, "
-                             "as in `colorize`")
+    parser.add_argument("--class-alternatives", action=argparse.BooleanOptionalAction, default=True,
+                        help="alternatives from the most distinct of the likely classes (default), or "
+                             "with --no-class-alternatives from latent noise, as in `colorize`")
     parser.add_argument("-o", "--output", type=Path, default=Path("out/eval"), metavar="REPORT_DIR",
                         help="report folder (default out/eval)")
     parser.add_argument("--crops", type=int, default=16, help="random crops per photo for FID/KID (default 16)")

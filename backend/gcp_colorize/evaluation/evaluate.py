@@ -45,7 +45,7 @@ class Settings:
     seed: int = 0
     max_side: int = 1024
     variation: float = 1.0  # scale of the alternatives' latent noise (recorded; the Method applies it)
-    class_alternatives: bool = False  # alternatives from the next classes instead (recorded, likewise)
+    class_alternatives: bool = True  # alternatives from other likely classes, else noise (recorded, likewise)
 
 
 def load_photos(folder: Path, max_side: int, log: Callable[[str], None] = print) -> list[Photo]:

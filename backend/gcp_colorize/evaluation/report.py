@@ -38,7 +38,7 @@ def _fmt(fmt: str, value) -> str:
 
 def _alternatives_source(settings: dict) -> str:
     if settings.get("class_alternatives"):
-        return "from the next most likely classes"
+        return "from the most distinct of the likely classes"
     return f"at variation {settings.get('variation', 1.0):g}"
 
 

@@ -49,8 +49,9 @@ def register(subparsers) -> None:
     colorize.add_argument("--seed", type=non_negative_int, help="seed of the alternatives (default: random)")
     colorize.add_argument("--class", dest="class_choice", type=_class_choice, default="auto", metavar="auto|INDEX|NAME",
                           help="ImageNet class of the colour prior (default: auto, from the classifier)")
-    colorize.add_argument("--class-alternatives", action="store_true",
-                          help="alternatives from the next most likely classes instead of random variations")
+    colorize.add_argument("--class-alternatives", action=argparse.BooleanOptionalAction, default=True,
+                          help="alternatives from the most distinct of the likely classes (default); "
+                               "--no-class-alternatives: random latent noise from the seed and the variation")
     colorize.add_argument("--walk", type=_walk, metavar="DIRECTION:AMOUNT",
                           help="move along a latent direction, e.g. saturation:2")
     colorize.add_argument("--variation", type=variation_amount, default=1.0, metavar=VARIATION_METAVAR,
@@ -63,7 +64,7 @@ def register(subparsers) -> None:
     _add_colorize_options(demo)
     # The demo shows the shipped model: never a running backend with other weights.
     demo.set_defaults(func=_demo, weights="default", alternatives=3, seed=123, class_choice="auto",
-                      class_alternatives=False, walk=None, variation=1.0)
+                      class_alternatives=True, walk=None, variation=1.0)
 
 
 def _add_colorize_options(parser: argparse.ArgumentParser) -> None:

@@ -254,7 +254,12 @@ def scenarios():
         selection.setPixelData(mask, sx, sy, sw, sh)
         doc.setSelection(selection)
         docker_widget(QWidget, "gcp_colorize_alternatives").setValue(1)
-        docker_widget(QWidget, "gcp_colorize_variation").setValue(0.0)
+        variation = docker_widget(QWidget, "gcp_colorize_variation")
+        class_alternatives = docker_widget(QWidget, "gcp_colorize_class_alternatives")
+        record["variation_enabled"] = {"class alternatives": variation.isEnabled()}
+        class_alternatives.setChecked(False)  # random alternatives: the ones the variation moves
+        record["variation_enabled"]["random alternatives"] = variation.isEnabled()
+        variation.setValue(0.0)
         mode = docker_widget(QWidget, "gcp_colorize_output_mode")
         mode.setCurrentIndex(mode.findData("chroma"))
         before_groups = [n.uniqueId() for n in doc.rootNode().childNodes() if n.type() == "grouplayer"]
@@ -262,7 +267,8 @@ def scenarios():
         yield from trigger_and_wait(session, docker_widget(QWidget, "gcp_colorize_colorize_button").click,
                                     record, gaps, "the colorization of the selection")
         record["source_identical"] = bytes(photo.pixelData(0, 0, doc.width(), doc.height())) == source_before
-        docker_widget(QWidget, "gcp_colorize_variation").setValue(1.0)  # the default again (screenshots)
+        variation.setValue(1.0)  # the defaults again (screenshots)
+        class_alternatives.setChecked(True)
         for group in doc.rootNode().childNodes():  # keep only the new group for the record
             if group.type() == "grouplayer" and group.uniqueId() in before_groups:
                 group.setVisible(False)
