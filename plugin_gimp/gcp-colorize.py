@@ -199,7 +199,8 @@ class GcpColorize(Gimp.PlugIn):
                                    0, MAX_ALTERNATIVES, 3, READWRITE)
         procedure.add_double_argument("variation", "_Variation",
                                       "How far random alternatives move from the main result (1: the model's "
-                                      "usual spread; 0: none); class alternatives ignore it", 0.0, hostcore.MAX_VARIATION, 1.0, READWRITE)
+                                      "usual spread; 0: none); class alternatives ignore it",
+                                      0.0, hostcore.MAX_VARIATION, 1.0, READWRITE)
         procedure.add_int_argument("seed", "_Seed (-1: new each run)",
                                    "Random seed (-1: a new one each run; names carry the seed)",
                                    -1, hostcore.MAX_SEED, -1, READWRITE)

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--alternatives", type=non_negative_int, default=3, metavar="N",
                         help="alternatives per photo from the evaluated model (default 3)")
     parser.add_argument("--variation", type=variation_amount, default=1.0, metavar=VARIATION_METAVAR,
-                        help="scale of the alternatives' latent noise, as in `colorize` (default 1)")
+                        help="scale of the random alternatives' latent noise (with --no-class-alternatives), "
+                             "as in `colorize` (default 1)")
     parser.add_argument("--class-alternatives", action=argparse.BooleanOptionalAction, default=True,
                         help="alternatives from the most distinct of the likely classes (default), or "
                              "with --no-class-alternatives from latent noise, as in `colorize`")

@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     colorize.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
     _add_colorize_options(colorize)
     colorize.add_argument("--alternatives", type=non_negative_int, default=3, help="alternative colorings per image")
-    colorize.add_argument("--seed", type=non_negative_int, help="seed of the alternatives (default: random)")
+    colorize.add_argument("--seed", type=non_negative_int, help="seed of the random alternatives (default: random)")
     colorize.add_argument("--class", dest="class_choice", type=_class_choice, default="auto", metavar="auto|INDEX|NAME",
                           help="ImageNet class of the colour prior (default: auto, from the classifier)")
     colorize.add_argument("--class-alternatives", action=argparse.BooleanOptionalAction, default=True,
@@ -55,8 +55,8 @@ def register(subparsers) -> None:
     colorize.add_argument("--walk", type=_walk, metavar="DIRECTION:AMOUNT",
                           help="move along a latent direction, e.g. saturation:2")
     colorize.add_argument("--variation", type=variation_amount, default=1.0, metavar=VARIATION_METAVAR,
-                          help="how far the alternatives move from the main result: the scale of their "
-                               "latent noise (default 1, the paper's)")
+                          help="how far random alternatives (--no-class-alternatives) move from the main "
+                               "result: the scale of their latent noise (default 1, the paper's)")
     colorize.set_defaults(func=_colorize)
 
     demo = subparsers.add_parser("demo", help="colorize the bundled sample gray photo with the default weights")
