@@ -131,13 +131,14 @@ class ColorizeDocker(DockWidget):
             getattr(self, name).setObjectName(f"gcp_colorize_{name}")
         new_seed_button.setObjectName("gcp_colorize_new_seed")
 
+        # Before the settings are shown, so that ticking the stored choice greys it out too.
+        self.class_alternatives.toggled.connect(lambda on: self.variation.setEnabled(not on))
         self._show_settings()
         for signal in (self.alternatives.valueChanged, self.variation.valueChanged, self.seed.valueChanged,
                        self.class_choice.currentTextChanged, self.class_alternatives.toggled,
                        self.walk_direction.currentTextChanged, self.walk_amount.valueChanged,
                        self.output_mode.currentIndexChanged):
             signal.connect(self._store_settings)
-        self.class_alternatives.toggled.connect(lambda on: self.variation.setEnabled(not on))
         self.session.changed.connect(self._show_session)
         self._show_session()
         self.session.connect_backend(start=False)  # show the state; starting waits for a Colorize
@@ -160,7 +161,6 @@ class ColorizeDocker(DockWidget):
         else:
             self.class_choice.setEditText(s.class_choice)
         self.class_alternatives.setChecked(s.class_alternatives)
-        self.variation.setEnabled(not s.class_alternatives)  # only random alternatives use it
         self.walk_direction.setEditText(s.walk_direction)
         self.walk_amount.setValue(s.walk_amount)
         self.output_mode.setCurrentIndex(max(0, self.output_mode.findData(s.output_mode)))
