@@ -83,35 +83,3 @@ def test_small_config_runs_at_its_native_128():
         run = model.run(torch.rand(1, 1, 128, 128) * 2 - 1, torch.tensor([207]))
     assert run.ab_norm.shape == (1, 2, 128, 128) and torch.isfinite(run.ab_norm).all()
     assert sorted(run.warped) == [32, 64, 128]
-
-
-def test_the_ab_grid_indexes_each_cell_centre_as_its_own_cell():
-    from gcp_colorize.model.colorization_net import ab_cell_centres, ab_cell_index
-    from gcp_colorize.training.colour_losses import ColourRarity
-    centres = ab_cell_centres(22)
-    as_map = centres.T[None, :, :, None]                                 # (1, 2, 484, 1)
-    assert torch.equal(ab_cell_index(as_map, 22).flatten(), torch.arange(22 * 22))
-    # the same grid as the colour-rarity weights (10 ab units per cell), so they can be shared
-    assert torch.equal(ab_cell_index(as_map, 22).flatten(),
-                       ColourRarity._bin_index(centres, 22))
-
-
-def test_the_annealed_mean_leans_towards_the_likeliest_colour():
-    """A pixel whose regression says gray while the learned correction holds a saturated
-    candidate: the plain mean (T = 1) lands between them, the annealed mean (T = 0.38)
-    nearer the candidate; with no correction both return the regression's colour."""
-    from gcp_colorize.model.colorization_net import ABDistributionHead, ab_cell_centres
-    features, gray = torch.ones(1, 1, 1, 1), torch.zeros(1, 2, 1, 1)
-    means = {}
-    for temperature in (1.0, 0.38):
-        head = ABDistributionHead(1, 8, temperature)
-        ab, _ = head(features, gray)
-        assert torch.allclose(ab, gray, atol=1e-6)
-        candidate = 8 * 5 + 6  # the cell of ab_norm (0.375, 0.625)
-        with torch.no_grad():
-            head.correction.bias[candidate] = 0.6
-        means[temperature], logits = head(features, gray)
-        assert logits.shape == (1, 64, 1, 1)
-    target = ab_cell_centres(8)[candidate].view(1, 2, 1, 1)
-    plain, annealed = ((means[t] - target).norm() for t in (1.0, 0.38))
-    assert annealed < 0.5 * plain and plain < target.norm()

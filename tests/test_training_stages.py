@@ -2,7 +2,6 @@
 trains and resumes exactly, the chain of runs is checked, and the export is a weights
 directory that the weights store loads (full model with named directions; ablation)."""
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import torch
 
 from gcp_colorize import weights
 from gcp_colorize.model.config import GCPConfig
-from gcp_colorize.model.gcp import GCPModel
 from gcp_colorize.training import run_state
 from gcp_colorize.training.class_embedding import semantic_class_table
 from gcp_colorize.training.export import (TRAINING_RECORD, export_ablation, export_average,
@@ -422,46 +420,3 @@ def test_the_ablation_starts_from_a_full_models_net_with_the_prior_path_closed(r
         expected = full.colorization(x_l, full.zero_conditions(2, CPU))
         assert torch.equal(stage.model(x_l, torch.tensor([1, 2])), expected)
     assert stage.options()["prior_path_closed"] is True
-
-
-def test_stage2_gives_exported_weights_the_ab_distribution_head(runs, tmp_path):
-    """From regression weights to a config with ab_bins: the same colours at the start,
-    the cross-entropy trains the head, the export loads as the new config."""
-    from gcp_colorize.training.loss_weights import LossWeights
-    _, data = runs
-    source = tmp_path / "source"
-    export_runs(runs, source)
-    exported = weights.load(str(source), device="cpu").model
-    with_bins = dataclasses.replace(CONFIG, name="test64-ab-bins", ab_bins=22)
-    stage = ColorizationStage(with_bins, CPU, seed=0, batch_size=2, from_weights=source,
-                              weights=LossWeights(ab_cross_entropy=1.0), **data)
-    x_l, classes = torch.rand(2, 1, 64, 64) * 2 - 1, torch.tensor([1, 2])
-    with torch.no_grad():
-        before, after = exported(x_l, classes), stage.model(x_l, classes)
-    # equal but near the grid's edge (|ab_norm| > 0.6), where the Gaussian is cut off
-    inside = before.abs().amax(1, keepdim=True).expand_as(before) < 0.6
-    assert torch.allclose(after[inside], before[inside], atol=1e-4)
-    run_state.seed_everything(0)
-    train(stage, tmp_path / "run", Budget(steps=2), seed=0)
-    assert stage.model.colorization.bins.correction.weight.abs().sum() > 0
-
-    out = tmp_path / "with-bins"
-    export_full(out, with_bins, CPU, prior_run=tmp_path / "gone", encoder_run=tmp_path / "gone",
-                colorization_run=tmp_path / "run", train_set=data["dataset"],
-                val_set=data["sample_set"], log=lambda message: None)
-    loaded = weights.load(str(out), device="cpu")
-    assert loaded.config == with_bins
-    ab = loaded.model(x_l, classes)
-    assert ab.shape == (2, 2, 64, 64) and torch.isfinite(ab).all()
-
-
-def test_the_ab_cross_entropy_needs_a_config_with_ab_bins(runs, tmp_path):
-    from gcp_colorize.training.loss_weights import LossWeights
-    from gcp_colorize.training.stage2_colorization import with_ab_bins
-    _, data = runs
-    with pytest.raises(ValueError, match="needs a config with ab_bins"):
-        ColorizationStage(CONFIG, CPU, seed=0, batch_size=2, use_prior=False,
-                          weights=LossWeights(ab_cross_entropy=1.0), **data)
-    wider = dataclasses.replace(CONFIG, name="other", ab_bins=8, color_ngf=8)
-    with pytest.raises(ValueError, match="not 'test64' with an ab distribution head"):
-        with_ab_bins(GCPModel(CONFIG), wider)

@@ -50,12 +50,6 @@ class GCPConfig:
     # False: the paper's "w/o GAN prior" ablation (Table 2): only the colorization net,
     # whose SPADE conditions are zeros; no E, G, D features or correspondence.
     gan_prior: bool = True
-    # 0: the paper's head regresses ab (tanh). n > 0 (ours): the head also predicts a
-    # distribution over an n x n grid of ab cells, decoded by its annealed mean at
-    # `ab_temperature` (Zhang et al. 2016), so that an uncertain pixel takes its likeliest
-    # colour instead of the muted average of the candidates.
-    ab_bins: int = 0
-    ab_temperature: float = 0.38
 
     def __post_init__(self):
         if self.resolution not in G_CHANNEL_MULTIPLIERS:
@@ -162,7 +156,4 @@ TINY = GCPConfig(
     g_ch=2, d_ch=4, e_ch=4, attention_resolution=64, corr_nonlocal_nc=16, color_ngf=8,
 )
 
-# SMALL with the ab distribution head (10 ab units per cell, as ColourRarity's grid).
-SMALL_AB_BINS = dataclasses.replace(SMALL, name="small-ab-bins", ab_bins=22)
-
-CONFIGS = {c.name: c for c in (OFFICIAL, SMALL, SMALL_AB_BINS, TINY)}
+CONFIGS = {c.name: c for c in (OFFICIAL, SMALL, TINY)}

@@ -30,8 +30,6 @@ class GCPOutputs:
     # Only when `run` gets colour photos (training's domain alignment): the query
     # embedding theta of x_l and the reference embedding phi of its colour photo, (B, N, nl).
     alignment: tuple[torch.Tensor, torch.Tensor] | None = None
-    # Only with config.ab_bins: the colorization net's ab-cell logits (B, n*n, R, R)
-    ab_logits: torch.Tensor | None = None
 
 
 class GCPModel(nn.Module):
@@ -116,9 +114,8 @@ class GCPModel(nn.Module):
         if not self.config.gan_prior:
             b, r = x_l.size(0), self.config.resolution
             warped = self.zero_conditions(b, x_l.device)
-            ab, logits = self._colorize(x_l, warped)
             return GCPOutputs(x_l.new_zeros(b, self.config.dim_z), x_l.new_zeros(b, 3, r, r),
-                              warped, ab, ab_logits=logits)
+                              warped, self.colorization(x_l, warped))
         z = self.infer_z(x_l, class_index)
         if z_shift is not None:
             z = z + z_shift.to(z)
@@ -127,14 +124,7 @@ class GCPModel(nn.Module):
             warped, alignment = self.warp(x_l, reference, features), None
         else:
             warped, alignment = self.warp(x_l, reference, features, colour)
-        ab, logits = self._colorize(x_l, warped)
-        return GCPOutputs(z, reference, warped, ab, alignment, ab_logits=logits)
-
-    def _colorize(self, x_l: torch.Tensor, warped: dict[int, torch.Tensor]):
-        """(ab_norm, ab-cell logits or None)."""
-        if not self.config.ab_bins:
-            return self.colorization(x_l, warped), None
-        return self.colorization(x_l, warped, with_logits=True)
+        return GCPOutputs(z, reference, warped, self.colorization(x_l, warped), alignment)
 
     def forward(self, x_l: torch.Tensor, class_index: torch.Tensor,
                 z_shift: torch.Tensor | None = None) -> torch.Tensor:

@@ -30,7 +30,7 @@ from .photos import gray_classes, sample_crops
 from .run_state import load_checkpoint
 from .stage0_prior import load_prior
 from .stage1_encoder import load_encoder, photo_classes
-from .stage2_colorization import load_colorization, trained_networks, with_ab_bins
+from .stage2_colorization import load_colorization, trained_networks
 
 TRAINING_RECORD = "training.json"
 DIRECTION_AMOUNT = 4.0   # walk used to measure a direction (z ~ N(0, I) per dimension)
@@ -55,10 +55,7 @@ def full_model(config: GCPConfig, device: torch.device, prior_run: Path, encoder
     run from a weights directory needs neither stage-0 nor stage-1 run."""
     networks, options = load_colorization(colorization_run, "stage2", config, device)
     if "from_weights" in options:
-        model = weights.read_model(Path(options["from_weights"]))
-        if config.ab_bins and not model.config.ab_bins:
-            model = with_ab_bins(model, config)
-        model = model.to(device)
+        model = weights.read_model(Path(options["from_weights"])).to(device)
         for name, state in networks.items():
             getattr(model, name).load_state_dict(state)
         return model.eval().requires_grad_(False)

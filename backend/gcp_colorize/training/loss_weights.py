@@ -19,7 +19,6 @@ class LossWeights:
     rebalanced_ab: float = 0.0
     diversity: float = 0.0
     local_diversity: float = 0.0  # diversity with each image's mean difference removed
-    ab_cross_entropy: float = 0.0  # config.ab_bins only: the ab-cell distribution
 
 
 LOSS_NAMES = tuple(LossWeights.__dataclass_fields__)

@@ -17,9 +17,7 @@ Losses (generator side), weights in `LossWeights`:
   off); the diversity loss: the shifted samples run a second time with another shift, and
   the two colorizations are asked to differ (a hinge, `colour_losses.diversity_loss`),
   the second also judged by the PatchGAN and pulled like the first; local diversity, the
-  same with a uniform cast not counted (only region-by-region differences); with
-  config.ab_bins, the cross-entropy of the ab-cell distribution against the ground
-  truth's cell, each pixel weighted by its colour's rarity like rebalanced_ab.
+  same with a uniform cast not counted (only region-by-region differences).
 Reason to use the prior (our addition): for a fraction `shift_probability` of the
 samples z gets the same N(0, I) shift the Colorizer uses for alternatives; those samples
 are trained with the reference-based losses only (contextual, adversarial), so the
@@ -49,7 +47,6 @@ import torch.nn.functional as F
 
 from .. import weights as weights_store
 from ..model.classifier import ImageNetClassifier
-from ..model.colorization_net import ab_cell_index
 from ..model.config import GCPConfig
 from ..model.gcp import GCPModel
 from ..model.lab import model_output_to_rgb, normalize_lab, rgb_to_lab, rgb_to_model_input
@@ -75,8 +72,7 @@ def trained_networks(config: GCPConfig) -> tuple[str, ...]:
 
 class ColorizationStage:
     # options that runs started before them do not record, with the value those runs had
-    options_added_later = {"weights": {"diversity": 0.0, "local_diversity": 0.0,
-                                       "ab_cross_entropy": 0.0},
+    options_added_later = {"weights": {"diversity": 0.0, "local_diversity": 0.0},
                            "reference_palette": True}
 
     def __init__(self, config: GCPConfig, device: torch.device, *, seed: int, use_prior: bool = True,
@@ -111,11 +107,7 @@ class ColorizationStage:
             self._load_weights(Path(from_weights))
         elif use_prior:
             self._load_prior(prior_run, encoder_run)
-        if self.weights.ab_cross_entropy and not self.config.ab_bins:
-            raise ValueError(f"the ab_cross_entropy loss needs a config with ab_bins; "
-                             f"{self.config.name!r} has none")
-        self.rarity = colour_rarity(self.dataset) \
-            if self.weights.rebalanced_ab or self.weights.ab_cross_entropy else None
+        self.rarity = colour_rarity(self.dataset) if self.weights.rebalanced_ab else None
         self.model.eval().requires_grad_(False)
         for name in self.trained:
             getattr(self.model, name).train().requires_grad_(True)
@@ -163,8 +155,6 @@ class ColorizationStage:
         ablation also takes a full model's colorization net, the prior's path closed (the
         equal-start comparison for a fine-tuned full model)."""
         loaded = weights_store.read_model(directory)
-        if self.config.ab_bins and not loaded.config.ab_bins:
-            loaded = with_ab_bins(loaded, self.config)
         if not self.use_prior and loaded.config == dataclasses.replace(self.config, gan_prior=True):
             self.model.colorization.load_state_dict(loaded.colorization.state_dict())
             close_prior_path(self.model.colorization)
@@ -253,13 +243,9 @@ class ColorizationStage:
                                         beta=0.05)
             opaque_values = (2 * weight.sum()).clamp(min=1.0)  # a and b of each opaque pixel
             losses["ab"] = (ab_error * weight).sum() / opaque_values
-            rare = weight * self.rarity(photos.ab[unshifted]) if self.rarity is not None else weight
-            if w.rebalanced_ab:
+            if self.rarity is not None:
+                rare = weight * self.rarity(photos.ab[unshifted])
                 losses["rebalanced_ab"] = (ab_error * rare).sum() / opaque_values
-            if w.ab_cross_entropy:
-                cells = ab_cell_index(photos.ab[unshifted], self.config.ab_bins)
-                cross_entropy = F.cross_entropy(out.ab_logits[unshifted], cells, reduction="none")
-                losses["ab_cross_entropy"] = (cross_entropy * rare[:, 0]).sum() / weight.sum().clamp(min=1.0)
         if second is not None:  # only the terms that are on: one at weight 0 is not computed
             for name, centred in (("diversity", False), ("local_diversity", True)):
                 if getattr(w, name):
@@ -350,22 +336,6 @@ def close_prior_path(colorization: torch.nn.Module) -> None:
     for module in colorization.modules():
         if isinstance(module, SPADE):
             module.dcn.weight.zero_()
-
-
-def with_ab_bins(model: GCPModel, config: GCPConfig) -> GCPModel:
-    """A regression-head model in `config` (the same but for its name and ab_bins): every
-    trained tensor kept, the ab distribution head added (it starts out changing nothing);
-    ValueError when the configs differ otherwise."""
-    regression = dataclasses.replace(config, name=model.config.name, ab_bins=0,
-                                     ab_temperature=model.config.ab_temperature)
-    if model.config != regression:
-        raise ValueError(f"config {config.name!r} is not {model.config.name!r} with an ab "
-                         f"distribution head")
-    widened = GCPModel(config)
-    missing, unexpected = widened.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or any(not key.startswith("colorization.bins.") for key in missing):
-        raise ValueError(f"cannot add the ab head: missing {missing}, unexpected {unexpected}")
-    return widened
 
 
 def colour_rarity(dataset, size: int = 32) -> ColourRarity:
