@@ -202,7 +202,7 @@ class GcpColorize(Gimp.PlugIn):
                                       "usual spread; 0: none); class alternatives ignore it",
                                       0.0, hostcore.MAX_VARIATION, 1.0, READWRITE)
         procedure.add_int_argument("seed", "_Seed (-1: new each run)",
-                                   "Random seed (-1: a new one each run; names carry the seed)",
+                                   "Seed of random alternatives (-1: a new one each run; their names carry it)",
                                    -1, hostcore.MAX_SEED, -1, READWRITE)
         procedure.add_string_argument("class-choice", "_Class",
                                       "ImageNet class guiding the colours: auto, an index (0-999) or a name",

@@ -110,24 +110,28 @@ def test_new_seeds_differ_and_fit_a_spin_box():
     assert len(seeds) > 1 and all(0 <= s <= hostcore.MAX_SEED for s in seeds)
 
 
-def test_output_layer_names_carry_seed_and_short_class():
-    assert result_layer_name("colorized", 7, "goldfinch, Carduelis carduelis") == "Colorized (seed 7, goldfinch)"
-    assert result_layer_name("alternative 2", 9, "tabby, tabby cat") == "Alternative 2 (seed 9, tabby)"
-    assert result_layer_name("alternative 1", 3, "") == "Alternative 1 (seed 3)"
-    assert result_layer_name("colorized", 7, "tabby", ("saturation", 2.0)) == "Colorized (saturation +2, seed 7, tabby)"
-    assert result_layer_name("alternative 1", 3, "", variation=0.5) == "Alternative 1 (seed 3, variation 0.5)"
+def test_output_layer_names_carry_the_short_class_and_a_given_seed():
+    assert result_layer_name("colorized", "goldfinch, Carduelis carduelis") == "Colorized (goldfinch)"
+    assert result_layer_name("alternative 2", "tabby, tabby cat", seed=9) == "Alternative 2 (seed 9, tabby)"
+    assert result_layer_name("alternative 1", "", seed=3) == "Alternative 1 (seed 3)"
+    assert result_layer_name("colorized", "") == "Colorized"
+    assert result_layer_name("colorized", "tabby", walk=("saturation", 2.0)) == "Colorized (saturation +2, tabby)"
+    assert result_layer_name("alternative 1", "", seed=3, variation=0.5) == "Alternative 1 (seed 3, variation 0.5)"
 
 
-def test_layer_names_carry_the_walk_and_a_variation_other_than_one():
+def test_only_random_alternatives_name_their_seed_and_variation():
     results = [ResultImage(PixelImage(bytes(3), 1, 1, "RGB", "uint8"), label, 5, 1, "goldfish")
                for label in ("colorized", "alternative 1")]
     names = hostcore.result_layer_names
-    assert names(results, {"walk": None, "variation": 1.0}) == ["Colorized (seed 5, goldfish)",
-                                                                "Alternative 1 (seed 5, goldfish)"]
-    assert names(results, {"walk": ("warmth", -1.5), "variation": 2.0}) == [
-        "Colorized (warmth -1.5, seed 5, goldfish)", "Alternative 1 (warmth -1.5, seed 5, variation 2, goldfish)"]
-    # Class alternatives do not move the latent code: no variation in their names.
-    assert names(results, {"class_alternatives": True, "variation": 2.0})[1] == "Alternative 1 (seed 5, goldfish)"
+    random = {"class_alternatives": False}
+    assert names(results, {**random, "walk": None, "variation": 1.0}) == [
+        "Colorized (goldfish)", "Alternative 1 (seed 5, goldfish)"]
+    assert names(results, {**random, "walk": ("warmth", -1.5), "variation": 2.0}) == [
+        "Colorized (warmth -1.5, goldfish)", "Alternative 1 (warmth -1.5, seed 5, variation 2, goldfish)"]
+    # Class alternatives (the default) do not move the latent code: neither seed nor variation made them.
+    assert names(results, {"class_alternatives": True, "variation": 2.0}) == [
+        "Colorized (goldfish)", "Alternative 1 (goldfish)"]
+    assert names(results, {"alternatives": 1, "seed": 5}) == ["Colorized (goldfish)", "Alternative 1 (goldfish)"]
     assert hostcore.result_group_name("Photo") == "GCP Colorize: Photo"
 
 

@@ -106,7 +106,9 @@ def test_action_colorizes_the_active_layer_into_a_new_group(gui):
     children = doc["children"]  # bottom to top
     names = [c["name"] for c in reversed(children)]
     assert len(names) == 1 + ALTERNATIVES
-    assert names[0].startswith("Colorized (seed 4242") and names[1].startswith("Alternative 1 (seed ")
+    # class alternatives (the default): the seed made none of them, so no name carries it
+    assert names[0].startswith("Colorized (") and names[1].startswith("Alternative 1 (")
+    assert not any("seed" in name for name in names), names
     assert [c["visible"] for c in reversed(children)] == [True] + [False] * ALTERNATIVES
     assert {c["blending"] for c in children} == {"normal"} and not group["pass_through"]
     assert run["progress_bar"] == 1000
@@ -161,10 +163,12 @@ def test_soft_selection_in_chroma_mode(gui):
     full, soft = chroma[(mask == 1) & layer].mean(), chroma[(mask > 0.2) & (mask < 0.6) & layer].mean()
     assert full > 2.0 and soft < 0.8 * full, (full, soft)
     # Random alternatives at the panel's variation 0 reached the backend: the alternative
-    # equals the main result. The variation box is greyed out while it would do nothing.
-    assert run["variation_enabled"] == {"class alternatives": False, "random alternatives": True}
+    # equals the main result. The variation and seed boxes (and "New seed") are greyed out
+    # while they would do nothing.
+    assert run["variation_enabled"] == {"class alternatives": [False] * 3, "random alternatives": [True] * 3}
     assert np.array_equal(pixels(gui, children[0], doc["doc"])[0], rgb)
     assert ", variation 0" in children[0]["name"] and "variation" not in children[-1]["name"], children
+    assert "(seed " in children[0]["name"] and "seed" not in children[-1]["name"], children
     # What the artist sees: colour inside the selection over the original's lightness, gray outside.
     projection = np.frombuffer((gui["work"] / run["projection_file"]).read_bytes(), np.uint8)
     seen = lab(projection.reshape(height, width, 4)[..., [2, 1, 0]] / 255.0, False)

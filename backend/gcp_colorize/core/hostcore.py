@@ -236,30 +236,36 @@ def short_class_name(class_name: str) -> str:
     return class_name.split(",")[0].strip()
 
 
-def result_layer_name(label: str, seed: int, class_name: str, walk: tuple[str, float] | None = None,
-                      variation: float | None = None) -> str:
-    """"Colorized (seed 7, goldfinch)" / "Alternative 2 (seed 9, variation 2, goldfinch)" for a
-    result's label ("colorized", "alternative 2"), seed, class name, the latent walk
-    ("saturation +2") and the alternatives' variation, named only when not the default 1, so
-    that an artist can read back from the layer what made it."""
+def result_layer_name(label: str, class_name: str, seed: int | None = None,
+                      walk: tuple[str, float] | None = None, variation: float | None = None) -> str:
+    """"Colorized (goldfinch)" / "Alternative 2 (seed 9, variation 2, goldfinch)" for a
+    result's label ("colorized", "alternative 2"), class name, the seed and variation of a
+    random alternative (the variation only when not the default 1) and the latent walk
+    ("saturation +2"), so that an artist can read back from the layer what made it."""
     title = label.strip().capitalize() or "Colorized"
     parts = [f"{walk[0]} {walk[1]:+g}"] if walk else []
-    parts.append(f"seed {seed}")
+    if seed is not None:
+        parts.append(f"seed {seed}")
     if variation is not None and variation != 1.0:
         parts.append(f"variation {variation:g}")
     if short_class_name(class_name):
         parts.append(short_class_name(class_name))
-    return f"{title} ({', '.join(parts)})"
+    return f"{title} ({', '.join(parts)})" if parts else title
 
 
 def result_layer_names(results: list[ResultImage], options: dict) -> list[str]:
-    """Layer names for a job's results (main result first) from ``request_options()``: the
-    walk applies to every result, the variation only to random alternatives (class
-    alternatives do not move the latent code)."""
-    varied = not options.get("class_alternatives")
-    return [result_layer_name(r.label, r.seed, r.class_name, options.get("walk"),
-                              options.get("variation", 1.0) if k and varied else None)
-            for k, r in enumerate(results)]
+    """Layer names for a job's results (main result first) from ``request_options()`` (or
+    ``Client.submit``'s keyword arguments, with its defaults): the walk applies to every
+    result; the seed and the variation name only random alternatives, the ones they made
+    (the main result's latent code is the encoder's, class alternatives change the class)."""
+    random_alternatives = not options.get("class_alternatives", True)
+    names = []
+    for k, r in enumerate(results):
+        drawn = k > 0 and random_alternatives  # made by the seed and the variation
+        names.append(result_layer_name(r.label, r.class_name, r.seed if drawn else None,
+                                       options.get("walk"),
+                                       options.get("variation", 1.0) if drawn else None))
+    return names
 
 
 def result_group_name(source_name: str) -> str:
