@@ -63,6 +63,7 @@ class ColorizeDocker(DockWidget):
         seed_row = QHBoxLayout()
         self.seed = QSpinBox()
         self.seed.setRange(0, MAX_SEED)
+        self.seed.setToolTip("Seed of random alternatives; class alternatives ignore it")
         new_seed_button = QPushButton("New seed")
         new_seed_button.clicked.connect(lambda: self.seed.setValue(new_seed()))
         seed_row.addWidget(self.seed, 1)
@@ -131,8 +132,10 @@ class ColorizeDocker(DockWidget):
             getattr(self, name).setObjectName(f"gcp_colorize_{name}")
         new_seed_button.setObjectName("gcp_colorize_new_seed")
 
-        # Before the settings are shown, so that ticking the stored choice greys it out too.
-        self.class_alternatives.toggled.connect(lambda on: self.variation.setEnabled(not on))
+        # Variation and seed make only random alternatives: greyed out for class ones. Before the
+        # settings are shown, so that ticking the stored choice greys them out too.
+        for widget in (self.variation, self.seed, new_seed_button):
+            self.class_alternatives.toggled.connect(lambda on, widget=widget: widget.setEnabled(not on))
         self._show_settings()
         for signal in (self.alternatives.valueChanged, self.variation.valueChanged, self.seed.valueChanged,
                        self.class_choice.currentTextChanged, self.class_alternatives.toggled,
