@@ -165,7 +165,7 @@ def test_soft_selection_in_chroma_mode(gui):
     # Random alternatives at the panel's variation 0 reached the backend: the alternative
     # equals the main result. The variation and seed boxes (and "New seed") are greyed out
     # while they would do nothing.
-    assert run["variation_enabled"] == {"class alternatives": [False] * 3, "random alternatives": [True] * 3}
+    assert run["random_only_boxes_enabled"] == {"class alternatives": [False] * 3, "random alternatives": [True] * 3}
     assert np.array_equal(pixels(gui, children[0], doc["doc"])[0], rgb)
     assert ", variation 0" in children[0]["name"] and "variation" not in children[-1]["name"], children
     assert "(seed " in children[0]["name"] and "seed" not in children[-1]["name"], children

@@ -256,11 +256,11 @@ def scenarios():
         docker_widget(QWidget, "gcp_colorize_alternatives").setValue(1)
         variation = docker_widget(QWidget, "gcp_colorize_variation")
         class_alternatives = docker_widget(QWidget, "gcp_colorize_class_alternatives")
-        seed_widgets = (variation, docker_widget(QWidget, "gcp_colorize_seed"),
-                        docker_widget(QWidget, "gcp_colorize_new_seed"))
-        record["variation_enabled"] = {"class alternatives": [w.isEnabled() for w in seed_widgets]}
+        random_only_boxes = (variation, docker_widget(QWidget, "gcp_colorize_seed"),
+                             docker_widget(QWidget, "gcp_colorize_new_seed"))
+        record["random_only_boxes_enabled"] = {"class alternatives": [w.isEnabled() for w in random_only_boxes]}
         class_alternatives.setChecked(False)  # random alternatives: the ones the variation moves
-        record["variation_enabled"]["random alternatives"] = [w.isEnabled() for w in seed_widgets]
+        record["random_only_boxes_enabled"]["random alternatives"] = [w.isEnabled() for w in random_only_boxes]
         variation.setValue(0.0)
         mode = docker_widget(QWidget, "gcp_colorize_output_mode")
         mode.setCurrentIndex(mode.findData("chroma"))
