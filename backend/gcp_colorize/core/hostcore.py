@@ -258,13 +258,13 @@ def result_layer_names(results: list[ResultImage], options: dict) -> list[str]:
     ``Client.submit``'s keyword arguments, with its defaults): the walk applies to every
     result; the seed and the variation name only random alternatives, the ones they made
     (the main result's latent code is the encoder's, class alternatives change the class)."""
-    random_alternatives = not options.get("class_alternatives", True)
+    random_alternatives = not options.get("class_alternatives", ColorizeSettings.class_alternatives)
     names = []
     for k, r in enumerate(results):
         drawn = k > 0 and random_alternatives  # made by the seed and the variation
         names.append(result_layer_name(r.label, r.class_name, r.seed if drawn else None,
                                        options.get("walk"),
-                                       options.get("variation", 1.0) if drawn else None))
+                                       options.get("variation", ColorizeSettings.variation) if drawn else None))
     return names
 
 
