@@ -190,6 +190,7 @@ def stage_functions(colorizer, rgb):
         # The Colorizer's own automatic class choice (classifier on the gray picture).
         chosen = colorizer._classes(s["x_l"], "auto", 0)[0]
         s["class"] = torch.tensor([chosen % colorizer.config.n_classes], device=device)
+        s["semantic"] = model.semantic_input(colorizer.classifier, s["x_l"])  # None unless the config reads them
 
     def encoder(s):
         s["z"] = model.infer_z(s["x_l"], s["class"])
@@ -201,7 +202,7 @@ def stage_functions(colorizer, rgb):
         s["warped"] = model.warp(s["x_l"], s["reference"], s["features"])
 
     def colorization(s):
-        s["ab_norm"] = model.colorization(s["x_l"], s["warped"]).float()
+        s["ab_norm"] = model.colorization(s["x_l"], s["warped"], s["semantic"]).float()
 
     def imaging_out(s):
         chroma = imaging.crop_placed(s["ab_norm"] * AB_SCALE, s["placement"])

@@ -61,6 +61,19 @@ def test_feature_maps_shapes_and_gradients(classifier):
     assert len(classifier.feature_maps(x, last_stage=3)) == 4
 
 
+def test_semantic_maps_are_hypercolumns_of_the_classifiers_input(classifier):
+    """Any photo size gives the 28 x 28 grid of the 224-px input, the stages stacked,
+    the same as resizing the photo to 224 first."""
+    x = torch.rand(2, 3, 64, 96)
+    maps = classifier.semantic_maps(x)
+    assert maps.shape == (2, clf.SEMANTIC_CHANNELS, 28, 28) and not maps.requires_grad
+    stages = classifier.feature_maps(x.new_zeros(1, 3, 224, 224) + 0.5, max(clf.SEMANTIC_STAGES))
+    assert clf.SEMANTIC_CHANNELS == sum(stages[i].shape[1] for i in clf.SEMANTIC_STAGES)
+    resized = torch.nn.functional.interpolate(x, size=(224, 224), mode="bicubic",
+                                              antialias=True).clamp(0, 1)
+    assert torch.allclose(classifier.semantic_maps(resized), maps, atol=1e-5)
+
+
 def test_class_lookup_by_index_and_exact_name():
     classes = clf.ImageNetClasses()
     assert len(classes) == 1000

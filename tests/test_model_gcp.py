@@ -83,3 +83,22 @@ def test_small_config_runs_at_its_native_128():
         run = model.run(torch.rand(1, 1, 128, 128) * 2 - 1, torch.tensor([207]))
     assert run.ab_norm.shape == (1, 2, 128, 128) and torch.isfinite(run.ab_norm).all()
     assert sorted(run.warped) == [32, 64, 128]
+
+
+def test_a_semantic_config_needs_the_maps_and_starts_without_their_effect():
+    """The projection of the classifier's maps starts at zero: a net trained without
+    them, loaded into the semantic config, computes the same colours."""
+    from gcp_colorize.model.classifier import SEMANTIC_CHANNELS
+    torch.manual_seed(4)
+    plain = GCPModel(TINY64).eval()
+    semantic = GCPModel(dataclasses.replace(TINY64, semantic_features=True)).eval()
+    missing, unexpected = semantic.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing == ["colorization.semantic_projection.weight",
+                                          "colorization.semantic_projection.bias"]
+    x_l, classes = torch.rand(1, 1, 64, 64) * 2 - 1, torch.tensor([3])
+    maps = torch.randn(1, SEMANTIC_CHANNELS, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(semantic(x_l, classes, semantic=maps), plain(x_l, classes))
+        for model, given in ((semantic, None), (plain, maps)):
+            with pytest.raises(ValueError, match="semantic maps are needed exactly when"):
+                model(x_l, classes, semantic=given)

@@ -2,14 +2,17 @@
 trains and resumes exactly, the chain of runs is checked, and the export is a weights
 directory that the weights store loads (full model with named directions; ablation)."""
 
+import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from gcp_colorize import weights
 from gcp_colorize.model.config import GCPConfig
+from gcp_colorize.model.gcp import GCPModel
 from gcp_colorize.training import run_state
 from gcp_colorize.training.class_embedding import semantic_class_table
 from gcp_colorize.training.export import (TRAINING_RECORD, export_ablation, export_average,
@@ -392,7 +395,6 @@ def test_stage2_refuses_weights_of_another_config(runs, tmp_path):
 
 
 def test_every_run_loader_refuses_a_run_of_another_config(runs):
-    import dataclasses
     from gcp_colorize.training.stage1_encoder import load_encoder
     from gcp_colorize.training.stage2_colorization import load_colorization
     root, data = runs
@@ -420,3 +422,40 @@ def test_the_ablation_starts_from_a_full_models_net_with_the_prior_path_closed(r
         expected = full.colorization(x_l, full.zero_conditions(2, CPU))
         assert torch.equal(stage.model(x_l, torch.tensor([1, 2])), expected)
     assert stage.options()["prior_path_closed"] is True
+
+
+def test_stage2_gives_exported_weights_the_classifiers_semantic_maps(runs, tmp_path):
+    """From weights without them to a config with semantic_features: the same colours at
+    the start (the projection is zero), training opens the projection, and the export
+    loads and colorizes through the Colorizer as the new config."""
+    from gcp_colorize.colorizer import Colorizer
+    from gcp_colorize.model.classifier import SEMANTIC_CHANNELS
+    _, data = runs
+    source = tmp_path / "source"
+    export_runs(runs, source)
+    exported = weights.load(str(source), device="cpu").model
+    semantic_config = dataclasses.replace(CONFIG, name="test64-semantic", semantic_features=True)
+    stage = ColorizationStage(semantic_config, CPU, seed=0, batch_size=2, from_weights=source, **data)
+    x_l, classes = torch.rand(2, 1, 64, 64) * 2 - 1, torch.tensor([1, 2])
+    semantic = torch.randn(2, SEMANTIC_CHANNELS, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(stage.model(x_l, classes, semantic=semantic), exported(x_l, classes))
+    run_state.seed_everything(0)
+    train(stage, tmp_path / "run", Budget(steps=2), seed=0)
+    assert stage.model.colorization.semantic_projection.weight.abs().sum() > 0
+
+    out = tmp_path / "semantic"
+    export_full(out, semantic_config, CPU, prior_run=tmp_path / "gone",
+                encoder_run=tmp_path / "gone", colorization_run=tmp_path / "run",
+                train_set=data["dataset"], val_set=data["sample_set"], log=lambda message: None)
+    assert weights.load(str(out), device="cpu").config == semantic_config
+    results = Colorizer(str(out), "cpu").colorize(np.full((40, 50, 3), 0.5, np.float32),
+                                                  alternatives=1, seed=0)
+    assert [r.rgb.shape for r in results] == [(40, 50, 3)] * 2
+
+
+def test_semantic_features_are_added_only_to_the_same_config():
+    from gcp_colorize.training.stage2_colorization import with_semantic_features
+    other = dataclasses.replace(CONFIG, name="other", semantic_features=True, color_ngf=8)
+    with pytest.raises(ValueError, match="not 'test64' with semantic features"):
+        with_semantic_features(GCPModel(CONFIG), other)

@@ -28,7 +28,7 @@ import torch
 
 from . import imaging
 from .core.protocol import ErrorCode, PixelImage, ResultImage
-from .model.lab import AB_SCALE, lab_to_rgb, rgb_to_model_input
+from .model.lab import AB_SCALE, neutral_gray, rgb_to_model_input
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class Colorizer:
             noise = torch.randn(alternatives, self.config.dim_z, generator=torch.Generator().manual_seed(seed))
             candidates = [(class_index, walk_shift + variation * noise[k - 1] if k else walk_shift)
                           for k in range(total)]
+        semantic = self.model.semantic_input(self.classifier, x_l)
         check()
 
         chromas = []
@@ -116,7 +117,8 @@ class Colorizer:
             # Test configs (random:tiny) embed fewer than 1000 classes: wrap the index.
             model_class = torch.tensor([class_index % self.config.n_classes], device=self.device)
             with self._precision():
-                ab_norm = self.model(x_l, model_class, shift.to(self.device)).float()  # (1, 2, R, R)
+                ab_norm = self.model(x_l, model_class, shift.to(self.device),
+                                     semantic).float()                      # (1, 2, R, R)
             chromas.append(imaging.crop_placed(ab_norm * AB_SCALE, placement))
             check()
         chosen = most_distinct(chromas, total) if len(candidates) > total else range(total)
@@ -143,8 +145,7 @@ class Colorizer:
         ranking = None
         if choice == "auto" or extra:
             # The neutral-gray picture of L: colour in the input must not sway the class.
-            lab = torch.cat([(x_l + 1) * 50, torch.zeros_like(x_l).expand(-1, 2, -1, -1)], 1)
-            probabilities = self.classifier.probabilities(lab_to_rgb(lab))[0]
+            probabilities = self.classifier.probabilities(neutral_gray(x_l))[0]
             ranking = probabilities.argsort(descending=True).tolist()
         if choice == "auto":
             chosen = ranking[0]

@@ -39,6 +39,9 @@ STAGES = (
 # Output of the stem and of each stage: channels and stride relative to the input.
 FEATURE_CHANNELS = (32, 16, 24, 40, 80, 112, 192, 320)
 FEATURE_STRIDES = (2, 2, 4, 8, 16, 16, 32, 32)
+# The stages whose outputs make `semantic_maps` (strides 8, 16, 32 of the 224-px input).
+SEMANTIC_STAGES = (3, 5, 7)
+SEMANTIC_CHANNELS = sum(FEATURE_CHANNELS[i] for i in SEMANTIC_STAGES)
 
 
 class MBConvBlock(nn.Module):
@@ -276,3 +279,15 @@ class ImageNetClassifier:
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise ValueError(f"expected RGB images of shape (B, 3, H, W), got {tuple(rgb.shape)}")
         return self.net.stage_outputs(normalize(rgb.to(self.device)), last_stage)
+
+    @torch.no_grad()
+    def semantic_maps(self, rgb: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1], any size -> (B, SEMANTIC_CHANNELS, 28, 28): the
+        outputs of SEMANTIC_STAGES for the classifier's own 224-px input, resized to the
+        finest one's grid (a hypercolumn per position), always in fp32."""
+        with torch.autocast(self.device.type, enabled=False):
+            outputs = self.net.stage_outputs(classifier_input(rgb.float().to(self.device)),
+                                             max(SEMANTIC_STAGES))
+        size = outputs[SEMANTIC_STAGES[0]].shape[-2:]
+        return torch.cat([F.interpolate(outputs[i], size=size, mode="bilinear", align_corners=False)
+                          for i in SEMANTIC_STAGES], dim=1)

@@ -50,6 +50,11 @@ class GCPConfig:
     # False: the paper's "w/o GAN prior" ablation (Table 2): only the colorization net,
     # whose SPADE conditions are zeros; no E, G, D features or correspondence.
     gan_prior: bool = True
+    # True (ours, not the paper's): the colorization net also reads the pretrained
+    # classifier's feature maps of the gray input (`ImageNetClassifier.semantic_maps`),
+    # added to its encoder's output through a zero-initialised 1x1 conv: what ImageNet
+    # taught the classifier about objects, for placing colour (cf. Larsson et al. 2016).
+    semantic_features: bool = False
 
     def __post_init__(self):
         if self.resolution not in G_CHANNEL_MULTIPLIERS:
@@ -156,4 +161,7 @@ TINY = GCPConfig(
     g_ch=2, d_ch=4, e_ch=4, attention_resolution=64, corr_nonlocal_nc=16, color_ngf=8,
 )
 
-CONFIGS = {c.name: c for c in (OFFICIAL, SMALL, TINY)}
+# SMALL with the classifier's feature maps as a further input of the colorization net.
+SMALL_SEMANTIC = dataclasses.replace(SMALL, name="small-semantic", semantic_features=True)
+
+CONFIGS = {c.name: c for c in (OFFICIAL, SMALL, SMALL_SEMANTIC, TINY)}

@@ -19,6 +19,7 @@ from .colorization_net import ColorizationNet
 from .config import GCPConfig
 from .correspondence import CorrespondenceNet
 from .encoder import GANEncoder
+from .lab import neutral_gray
 
 
 @dataclass
@@ -80,6 +81,13 @@ class GCPModel(nn.Module):
             raise ValueError(f"class index out of range 0..{self.config.n_classes - 1}: "
                              f"{class_index.tolist()}")
 
+    def semantic_input(self, classifier, x_l: torch.Tensor) -> torch.Tensor | None:
+        """What `run` takes as `semantic` for x_l (B, 1, R, R): the ImageNetClassifier's
+        maps of its neutral-gray picture, or None for configs without semantic_features."""
+        if not self.config.semantic_features:
+            return None
+        return classifier.semantic_maps(neutral_gray(x_l))
+
     def infer_z(self, x_l: torch.Tensor, class_index: torch.Tensor) -> torch.Tensor:
         """x_l (B, 1, R, R), class_index (B,) -> z (B, dim_z)."""
         return self.encoder(x_l, self.encoder.shared(class_index))
@@ -106,16 +114,18 @@ class GCPModel(nn.Module):
         return warped if colour is None else (warped, (theta, colour_phi[0]))
 
     def run(self, x_l: torch.Tensor, class_index: torch.Tensor,
-            z_shift: torch.Tensor | None = None, colour: torch.Tensor | None = None) -> GCPOutputs:
+            z_shift: torch.Tensor | None = None, colour: torch.Tensor | None = None,
+            semantic: torch.Tensor | None = None) -> GCPOutputs:
         """Every stage's output; z_shift (dim_z,) or (B, dim_z) is added to E's z. With
-        `colour` (training only; see `warp`) the outputs include `alignment`.
+        `colour` (training only; see `warp`) the outputs include `alignment`. `semantic`:
+        the classifier's maps of x_l's gray picture, for configs with semantic_features.
         Without the GAN prior (the ablation) z and the reference are zeros."""
         self._check_inputs(x_l, class_index)
         if not self.config.gan_prior:
             b, r = x_l.size(0), self.config.resolution
             warped = self.zero_conditions(b, x_l.device)
             return GCPOutputs(x_l.new_zeros(b, self.config.dim_z), x_l.new_zeros(b, 3, r, r),
-                              warped, self.colorization(x_l, warped))
+                              warped, self.colorization(x_l, warped, semantic))
         z = self.infer_z(x_l, class_index)
         if z_shift is not None:
             z = z + z_shift.to(z)
@@ -124,10 +134,11 @@ class GCPModel(nn.Module):
             warped, alignment = self.warp(x_l, reference, features), None
         else:
             warped, alignment = self.warp(x_l, reference, features, colour)
-        return GCPOutputs(z, reference, warped, self.colorization(x_l, warped), alignment)
+        return GCPOutputs(z, reference, warped, self.colorization(x_l, warped, semantic), alignment)
 
     def forward(self, x_l: torch.Tensor, class_index: torch.Tensor,
-                z_shift: torch.Tensor | None = None) -> torch.Tensor:
+                z_shift: torch.Tensor | None = None,
+                semantic: torch.Tensor | None = None) -> torch.Tensor:
         """x_l (B, 1, R, R) = L/50 - 1, class_index (B,) ImageNet indices ->
         ab_norm (B, 2, R, R) = ab/110 in [-1, 1] (the official `fake_ab`)."""
-        return self.run(x_l, class_index, z_shift).ab_norm
+        return self.run(x_l, class_index, z_shift, semantic=semantic).ab_norm

@@ -95,3 +95,8 @@ def rgb_to_model_input(srgb: torch.Tensor) -> torch.Tensor:
 def model_output_to_rgb(x_l: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
     """x_l (B, 1, H, W) and the network's ab_norm (B, 2, H, W) -> sRGB (B, 3, H, W)."""
     return lab_to_rgb(denormalize_lab(x_l, ab_norm))
+
+
+def neutral_gray(x_l: torch.Tensor) -> torch.Tensor:
+    """x_l (B, 1, H, W) -> the sRGB picture of that L with a = b = 0, (B, 3, H, W)."""
+    return model_output_to_rgb(x_l, torch.zeros_like(x_l).expand(-1, 2, -1, -1))

@@ -91,12 +91,13 @@ def _region_means(ab: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def measure(model: GCPModel, x_l: torch.Tensor, classes: torch.Tensor, direction: torch.Tensor,
-            amount: float) -> Effect:
-    """Walk `direction` by -amount and +amount on the photos x_l (B, 1, R, R)."""
+            amount: float, semantic: torch.Tensor | None = None) -> Effect:
+    """Walk `direction` by -amount and +amount on the photos x_l (B, 1, R, R) (`semantic`:
+    their classifier maps, for configs with semantic_features)."""
     shift = amount * direction.to(x_l.device)
-    base = model(x_l, classes) * AB_SCALE
-    plus = model(x_l, classes, shift) * AB_SCALE
-    minus = model(x_l, classes, -shift) * AB_SCALE
+    base = model(x_l, classes, semantic=semantic) * AB_SCALE
+    plus = model(x_l, classes, shift, semantic) * AB_SCALE
+    minus = model(x_l, classes, -shift, semantic) * AB_SCALE
     up, down = _region_means(plus), _region_means(minus)
     slopes = {k: float((up[k] - down[k]).mean() / (2 * amount)) for k in up}
     delta_e = float(((plus - base).norm(dim=1).mean() + (minus - base).norm(dim=1).mean()) / 2)
@@ -130,12 +131,13 @@ class MeasuredDirection:
 
 
 def named_directions(model: GCPModel, x_l: torch.Tensor, classes: torch.Tensor,
-                     candidates: torch.Tensor, amount: float, keep: int = 4) -> list[MeasuredDirection]:
+                     candidates: torch.Tensor, amount: float, keep: int = 4,
+                     semantic: torch.Tensor | None = None) -> list[MeasuredDirection]:
     """Measure every candidate, name it, keep the `keep` strongest (by Delta E) with
     distinct names."""
     measured = []
     for k, vector in enumerate(candidates):
-        effect = measure(model, x_l, classes, vector, amount)
+        effect = measure(model, x_l, classes, vector, amount, semantic)
         name, sign = name_of(effect)
         measured.append(MeasuredDirection(name, sign * vector, k, amount,
                                           effect if sign > 0 else effect.flipped()))

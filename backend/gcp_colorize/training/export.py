@@ -30,7 +30,7 @@ from .photos import gray_classes, sample_crops
 from .run_state import load_checkpoint
 from .stage0_prior import load_prior
 from .stage1_encoder import load_encoder, photo_classes
-from .stage2_colorization import load_colorization, trained_networks
+from .stage2_colorization import load_colorization, read_weights_for, trained_networks
 
 TRAINING_RECORD = "training.json"
 DIRECTION_AMOUNT = 4.0   # walk used to measure a direction (z ~ N(0, I) per dimension)
@@ -55,7 +55,7 @@ def full_model(config: GCPConfig, device: torch.device, prior_run: Path, encoder
     run from a weights directory needs neither stage-0 nor stage-1 run."""
     networks, options = load_colorization(colorization_run, "stage2", config, device)
     if "from_weights" in options:
-        model = weights.read_model(Path(options["from_weights"])).to(device)
+        model = read_weights_for(Path(options["from_weights"]), config).to(device)
         for name, state in networks.items():
             getattr(model, name).load_state_dict(state)
         return model.eval().requires_grad_(False)
@@ -93,10 +93,11 @@ def measure_directions(model: GCPModel, classes: torch.Tensor, val_set, device: 
     log("discovering latent directions (PCA of G's features)")
     candidates = discover(model, classes, count=DIRECTION_CANDIDATES)
     x_l = rgb_to_model_input(sample_crops(val_set, MEASURE_PHOTOS).to(device))
-    measure_classes = gray_classes(ImageNetClassifier(device), x_l, model.config.n_classes)
+    classifier = ImageNetClassifier(device)
+    measure_classes = gray_classes(classifier, x_l, model.config.n_classes)
     log(f"measuring {len(candidates)} directions on {x_l.size(0)} validation photos")
     return named_directions(model, x_l, measure_classes, candidates, DIRECTION_AMOUNT,
-                            keep=DIRECTIONS_KEPT)
+                            keep=DIRECTIONS_KEPT, semantic=model.semantic_input(classifier, x_l))
 
 
 def average_model(first: Path, second: Path, ratio: float, device: torch.device) -> GCPModel:

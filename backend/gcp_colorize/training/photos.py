@@ -17,7 +17,7 @@ import torch
 
 from ..data.dataset import TrainingPhotos
 from ..data.manifest import DEFAULT_CACHE
-from ..model.lab import lab_to_rgb, normalize_lab, rgb_to_lab
+from ..model.lab import neutral_gray, normalize_lab, rgb_to_lab
 
 
 @dataclass
@@ -53,12 +53,6 @@ def photo_batch(batch: dict, device: torch.device) -> PhotoBatch:
     rgb = batch["rgb"].to(device)
     x_l, ab = normalize_lab(rgb_to_lab(rgb))
     return PhotoBatch(rgb, batch["alpha"].to(device), x_l, ab, batch["label"].to(device))
-
-
-def neutral_gray(x_l: torch.Tensor) -> torch.Tensor:
-    """x_l (B, 1, H, W) -> the sRGB picture of that L with a = b = 0, (B, 3, H, W)."""
-    lab = torch.cat([(x_l + 1) * 50, torch.zeros_like(x_l).expand(-1, 2, -1, -1)], 1)
-    return lab_to_rgb(lab)
 
 
 @torch.no_grad()

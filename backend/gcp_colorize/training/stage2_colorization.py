@@ -49,7 +49,8 @@ from .. import weights as weights_store
 from ..model.classifier import ImageNetClassifier
 from ..model.config import GCPConfig
 from ..model.gcp import GCPModel
-from ..model.lab import model_output_to_rgb, normalize_lab, rgb_to_lab, rgb_to_model_input
+from ..model.lab import (model_output_to_rgb, neutral_gray, normalize_lab, rgb_to_lab,
+                         rgb_to_model_input)
 from ..model.spade import SPADE
 from .colour_losses import ColourRarity, diversity_loss, palette_loss
 from .ema import EMA
@@ -154,7 +155,7 @@ class ColorizationStage:
         """Every network of a weights directory of this config (`from_weights`); the
         ablation also takes a full model's colorization net, the prior's path closed (the
         equal-start comparison for a fine-tuned full model)."""
-        loaded = weights_store.read_model(directory)
+        loaded = read_weights_for(directory, self.config)
         if not self.use_prior and loaded.config == dataclasses.replace(self.config, gan_prior=True):
             self.model.colorization.load_state_dict(loaded.colorization.state_dict())
             close_prior_path(self.model.colorization)
@@ -207,8 +208,9 @@ class ColorizationStage:
         # With the prior, the colour photos ride along for the domain alignment (their
         # embedding shares the pass, and theta of x_l is computed once for both uses).
         classes = self.classes(photos.x_l)
+        semantic = self.model.semantic_input(self.classifier, photos.x_l)
         out = self.model.run(photos.x_l, classes, z_shift,
-                             colour=photos.rgb_signed if self.use_prior else None)
+                             colour=photos.rgb_signed if self.use_prior else None, semantic=semantic)
         ab = out.ab_norm
 
         real_lab = torch.cat((photos.x_l, photos.ab), 1)
@@ -225,7 +227,8 @@ class ColorizationStage:
         if (w.diversity or w.local_diversity) and self.use_prior and shifted.any():
             second = self.model.run(photos.x_l[shifted], classes[shifted],
                                     torch.randn(int(shifted.sum()), self.config.dim_z,
-                                                device=self.device))
+                                                device=self.device),
+                                    semantic=None if semantic is None else semantic[shifted])
         # every output the step makes is judged, the second alternatives too
         judged = fake_lab if second is None else torch.cat(
             (fake_lab, torch.cat((photos.x_l[shifted], second.ab_norm), 1)))
@@ -309,12 +312,12 @@ class ColorizationStage:
         the main result's reference), ground truth."""
         crops = sample_crops(self.sample_set).to(self.device)
         x_l = rgb_to_model_input(crops)
-        classes = self.classes(x_l)
+        classes, semantic = self.classes(x_l), self.model.semantic_input(self.classifier, x_l)
         rng = torch.Generator().manual_seed(0)
-        rows = [model_output_to_rgb(x_l, torch.zeros_like(x_l).expand(-1, 2, -1, -1))]
+        rows = [neutral_gray(x_l)]
         shifts = [None] + ([torch.randn(self.config.dim_z, generator=rng).to(self.device)
                             for _ in range(2)] if self.use_prior else [])
-        outputs = [self.model.run(x_l, classes, shift) for shift in shifts]
+        outputs = [self.model.run(x_l, classes, shift, semantic=semantic) for shift in shifts]
         rows += [model_output_to_rgb(x_l, out.ab_norm) for out in outputs]
         if self.use_prior:
             rows.append((outputs[0].reference + 1) / 2)
@@ -336,6 +339,28 @@ def close_prior_path(colorization: torch.nn.Module) -> None:
     for module in colorization.modules():
         if isinstance(module, SPADE):
             module.dcn.weight.zero_()
+
+
+def read_weights_for(directory: Path, config: GCPConfig) -> GCPModel:
+    """The model of a weights directory, given the semantic projection (at zero) when
+    `config` has one and the weights do not."""
+    model = weights_store.read_model(directory)
+    if config.semantic_features and not model.config.semantic_features:
+        model = with_semantic_features(model, config)
+    return model
+
+
+def with_semantic_features(model: GCPModel, config: GCPConfig) -> GCPModel:
+    """A model of `config` with every trained tensor of `model`, whose config must be the
+    same but for its name and semantic_features; the semantic projection starts at zero,
+    so the colours stay the same until training opens it."""
+    if dataclasses.replace(model.config, name=config.name, semantic_features=True) != config:
+        raise ValueError(f"config {config.name!r} is not {model.config.name!r} with semantic features")
+    widened = GCPModel(config)
+    missing, unexpected = widened.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("colorization.semantic_projection.") for key in missing):
+        raise ValueError(f"cannot add the semantic projection: missing {missing}, unexpected {unexpected}")
+    return widened
 
 
 def colour_rarity(dataset, size: int = 32) -> ColourRarity:
