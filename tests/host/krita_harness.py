@@ -58,6 +58,10 @@ class KritaHome:
         return self.root / "xdg-config"
 
     @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
     def pykrita(self) -> Path:
         return self.data / "krita" / "pykrita"
 
@@ -74,14 +78,16 @@ class KritaHome:
         if venv:
             env["PATH"] = os.pathsep.join(d for d in env.get("PATH", "").split(os.pathsep)
                                           if not d.startswith(venv))
+        # TMPDIR: Krita leaves its swap files and frame caches behind when a test kills it.
         env.update(XDG_DATA_HOME=str(self.data), XDG_CONFIG_HOME=str(self.config),
-                   XDG_RUNTIME_DIR=str(self.runtime), HOME=str(self.root), **extra)
+                   XDG_RUNTIME_DIR=str(self.runtime), HOME=str(self.root), TMPDIR=str(self.tmp),
+                   **extra)
         return env
 
 
 def make_home(root: Path, runtime: Path) -> KritaHome:
     home = KritaHome(root, runtime)
-    for path in (home.data, home.config):
+    for path in (home.data, home.config, home.tmp):
         path.mkdir(parents=True, exist_ok=True)
     return home
 
