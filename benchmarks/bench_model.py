@@ -187,10 +187,11 @@ def stage_functions(colorizer, rgb):
         s["guide_low"] = imaging.crop_placed((s["x_l"] + 1) * 50, s["placement"])
 
     def classify(s):
-        # The Colorizer's own automatic class choice (classifier on the gray picture).
-        chosen = colorizer._classes(s["x_l"], "auto", 0)[0]
+        # The Colorizer's own automatic class choice (classifier on the gray picture), and
+        # from the same pass the maps (None unless the config reads them).
+        logits, s["semantic"] = model.read_gray(colorizer.classifier, s["x_l"])
+        chosen = colorizer._classes(logits[0], "auto", 0)[0]
         s["class"] = torch.tensor([chosen % colorizer.config.n_classes], device=device)
-        s["semantic"] = model.semantic_input(colorizer.classifier, s["x_l"])  # None unless the config reads them
 
     def encoder(s):
         s["z"] = model.infer_z(s["x_l"], s["class"])

@@ -63,15 +63,17 @@ def test_feature_maps_shapes_and_gradients(classifier):
 
 def test_semantic_maps_are_hypercolumns_of_the_classifiers_input(classifier):
     """Any photo size gives the 28 x 28 grid of the 224-px input, the stages stacked,
-    the same as resizing the photo to 224 first."""
+    the same as resizing the photo to 224 first; the same pass gives the logits."""
     x = torch.rand(2, 3, 64, 96)
-    maps = classifier.semantic_maps(x)
+    logits, maps = classifier.read(x, maps=True)
     assert maps.shape == (2, clf.SEMANTIC_CHANNELS, 28, 28) and not maps.requires_grad
+    assert torch.allclose(logits, classifier.logits(x), atol=1e-5)
+    assert classifier.read(x)[1] is None
     stages = classifier.feature_maps(x.new_zeros(1, 3, 224, 224) + 0.5, max(clf.SEMANTIC_STAGES))
     assert clf.SEMANTIC_CHANNELS == sum(stages[i].shape[1] for i in clf.SEMANTIC_STAGES)
     resized = torch.nn.functional.interpolate(x, size=(224, 224), mode="bicubic",
                                               antialias=True).clamp(0, 1)
-    assert torch.allclose(classifier.semantic_maps(resized), maps, atol=1e-5)
+    assert torch.allclose(classifier.read(resized, maps=True)[1], maps, atol=1e-5)
 
 
 def test_class_lookup_by_index_and_exact_name():

@@ -91,7 +91,8 @@ def test_class_alternatives_are_the_most_distinct_of_the_likely_classes(colorize
     # the number asked for.
     square, _ = imaging.fit_square(imaging.to_tensor(photo), colorizer.config.resolution,
                                    imaging.border_margin(colorizer.config.resolution))
-    likely = colorizer._classes(rgb_to_model_input(square), "goldfish", CLASS_CANDIDATES - 1)
+    logits, _ = colorizer.model.read_gray(colorizer.classifier, rgb_to_model_input(square))
+    likely = colorizer._classes(logits[0], "goldfish", CLASS_CANDIDATES - 1)
     assert set(classes) <= set(likely)
     fewer = colorizer.colorize(photo, alternatives=1, class_choice="goldfish", class_alternatives=True)
     assert [r.class_index for r in fewer] == classes[:2]

@@ -28,7 +28,7 @@ import torch
 
 from . import imaging
 from .core.protocol import ErrorCode, PixelImage, ResultImage
-from .model.lab import AB_SCALE, neutral_gray, rgb_to_model_input
+from .model.lab import AB_SCALE, rgb_to_model_input
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +100,16 @@ class Colorizer:
         x_l = rgb_to_model_input(square)                                    # (1, 1, R, R)
         guide_low = imaging.crop_placed((x_l + 1) * 50, placement)          # L at model scale
         total = 1 + alternatives
+        # The neutral-gray picture of L: colour in the input must not sway the class.
+        logits, semantic = self.model.read_gray(self.classifier, x_l)
         if class_alternatives and alternatives:
             candidates = [(c, walk_shift) for c in
-                          self._classes(x_l, class_choice, max(CLASS_CANDIDATES, total) - 1)]
+                          self._classes(logits[0], class_choice, max(CLASS_CANDIDATES, total) - 1)]
         else:
-            class_index = self._classes(x_l, class_choice, 0)[0]
+            class_index = self._classes(logits[0], class_choice, 0)[0]
             noise = torch.randn(alternatives, self.config.dim_z, generator=torch.Generator().manual_seed(seed))
             candidates = [(class_index, walk_shift + variation * noise[k - 1] if k else walk_shift)
                           for k in range(total)]
-        semantic = self.model.semantic_input(self.classifier, x_l)
         check()
 
         chromas = []
@@ -140,13 +141,10 @@ class Colorizer:
         from .model.precision import reduced_precision
         return reduced_precision(self.device)
 
-    def _classes(self, x_l: torch.Tensor, choice: int | str, extra: int) -> list[int]:
-        """The chosen (or most likely) ImageNet class, then ``extra`` next most likely ones."""
-        ranking = None
-        if choice == "auto" or extra:
-            # The neutral-gray picture of L: colour in the input must not sway the class.
-            probabilities = self.classifier.probabilities(neutral_gray(x_l))[0]
-            ranking = probabilities.argsort(descending=True).tolist()
+    def _classes(self, logits: torch.Tensor, choice: int | str, extra: int) -> list[int]:
+        """The chosen (or most likely) ImageNet class, then ``extra`` next most likely ones,
+        from the classifier's (1000,) logits of the gray picture."""
+        ranking = logits.argsort(descending=True).tolist()
         if choice == "auto":
             chosen = ranking[0]
         else:

@@ -39,7 +39,7 @@ STAGES = (
 # Output of the stem and of each stage: channels and stride relative to the input.
 FEATURE_CHANNELS = (32, 16, 24, 40, 80, 112, 192, 320)
 FEATURE_STRIDES = (2, 2, 4, 8, 16, 16, 32, 32)
-# The stages whose outputs make `semantic_maps` (strides 8, 16, 32 of the 224-px input).
+# The stages whose outputs make the semantic maps (`read`) (strides 8, 16, 32 of the 224-px input).
 SEMANTIC_STAGES = (3, 5, 7)
 SEMANTIC_CHANNELS = sum(FEATURE_CHANNELS[i] for i in SEMANTIC_STAGES)
 
@@ -100,10 +100,13 @@ class EfficientNetLite0(nn.Module):
                 outputs.append(h)
         return outputs
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.stage_outputs(x)[-1]
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """The last stage's output (B, 320, h, w) -> logits (B, 1000)."""
         h = F.relu6(self._bn1(self._conv_head(h)))
         return self._fc(h.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stage_outputs(x)[-1])
 
 
 def weights_path() -> Path:
@@ -281,13 +284,16 @@ class ImageNetClassifier:
         return self.net.stage_outputs(normalize(rgb.to(self.device)), last_stage)
 
     @torch.no_grad()
-    def semantic_maps(self, rgb: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) RGB in [0, 1], any size -> (B, SEMANTIC_CHANNELS, 28, 28): the
-        outputs of SEMANTIC_STAGES for the classifier's own 224-px input, resized to the
-        finest one's grid (a hypercolumn per position), always in fp32."""
+    def read(self, rgb: torch.Tensor, maps: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 3, H, W) RGB in [0, 1], any size -> (B, 1000) logits and, with ``maps``, the
+        outputs of SEMANTIC_STAGES for the classifier's own 224-px input resized to the
+        finest one's grid, (B, SEMANTIC_CHANNELS, 28, 28) (a hypercolumn per position).
+        One pass gives both; always in fp32."""
         with torch.autocast(self.device.type, enabled=False):
-            outputs = self.net.stage_outputs(classifier_input(rgb.float().to(self.device)),
-                                             max(SEMANTIC_STAGES))
+            outputs = self.net.stage_outputs(classifier_input(rgb.float().to(self.device)))
+            logits = self.net.head(outputs[-1])
+        if not maps:
+            return logits, None
         size = outputs[SEMANTIC_STAGES[0]].shape[-2:]
-        return torch.cat([F.interpolate(outputs[i], size=size, mode="bilinear", align_corners=False)
-                          for i in SEMANTIC_STAGES], dim=1)
+        return logits, torch.cat([F.interpolate(outputs[i], size=size, mode="bilinear", align_corners=False)
+                                  for i in SEMANTIC_STAGES], dim=1)

@@ -81,12 +81,11 @@ class GCPModel(nn.Module):
             raise ValueError(f"class index out of range 0..{self.config.n_classes - 1}: "
                              f"{class_index.tolist()}")
 
-    def semantic_input(self, classifier, x_l: torch.Tensor) -> torch.Tensor | None:
-        """What `run` takes as `semantic` for x_l (B, 1, R, R): the ImageNetClassifier's
-        maps of its neutral-gray picture, or None for configs without semantic_features."""
-        if not self.config.semantic_features:
-            return None
-        return classifier.semantic_maps(neutral_gray(x_l))
+    def read_gray(self, classifier, x_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The ImageNetClassifier's one pass over the neutral-gray picture of x_l (B, 1, R, R):
+        its (B, 1000) logits (the conditioning class comes from them) and what `run` takes
+        as `semantic` (the classifier's maps, or None for configs without semantic_features)."""
+        return classifier.read(neutral_gray(x_l), maps=self.config.semantic_features)
 
     def infer_z(self, x_l: torch.Tensor, class_index: torch.Tensor) -> torch.Tensor:
         """x_l (B, 1, R, R), class_index (B,) -> z (B, dim_z)."""

@@ -26,7 +26,7 @@ from ..model.config import GCPConfig
 from ..model.gcp import GCPModel
 from ..model.lab import rgb_to_model_input
 from .directions import MeasuredDirection, as_named, discover, named_directions
-from .photos import gray_classes, sample_crops
+from .photos import sample_crops, top_classes
 from .run_state import load_checkpoint
 from .stage0_prior import load_prior
 from .stage1_encoder import load_encoder, photo_classes
@@ -94,10 +94,10 @@ def measure_directions(model: GCPModel, classes: torch.Tensor, val_set, device: 
     candidates = discover(model, classes, count=DIRECTION_CANDIDATES)
     x_l = rgb_to_model_input(sample_crops(val_set, MEASURE_PHOTOS).to(device))
     classifier = ImageNetClassifier(device)
-    measure_classes = gray_classes(classifier, x_l, model.config.n_classes)
+    logits, semantic = model.read_gray(classifier, x_l)
     log(f"measuring {len(candidates)} directions on {x_l.size(0)} validation photos")
-    return named_directions(model, x_l, measure_classes, candidates, DIRECTION_AMOUNT,
-                            keep=DIRECTIONS_KEPT, semantic=model.semantic_input(classifier, x_l))
+    return named_directions(model, x_l, top_classes(logits, model.config.n_classes), candidates,
+                            DIRECTION_AMOUNT, keep=DIRECTIONS_KEPT, semantic=semantic)
 
 
 def average_model(first: Path, second: Path, ratio: float, device: torch.device) -> GCPModel:

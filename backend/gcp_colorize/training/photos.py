@@ -57,12 +57,16 @@ def photo_batch(batch: dict, device: torch.device) -> PhotoBatch:
 
 @torch.no_grad()
 def gray_classes(classifier, x_l: torch.Tensor, n_classes: int = 1000) -> torch.Tensor:
-    """x_l (B, 1, H, W) -> (B,) int64: the classifier's top-1 on the neutral gray picture
-    (wrapped into n_classes for test configs with fewer classes, as the Colorizer does).
-    Always in fp32, so a bf16-autocast step labels its photos as an fp32 one would."""
-    with torch.autocast(x_l.device.type, enabled=False):
-        logits = classifier.logits(neutral_gray(x_l.float()))
-    return logits.argmax(dim=1).to(x_l.device) % n_classes
+    """x_l (B, 1, H, W) -> (B,) int64: the classifier's top-1 on the neutral gray picture.
+    Always in fp32 (`ImageNetClassifier.read`), so a bf16-autocast step labels its photos
+    as an fp32 one would."""
+    return top_classes(classifier.read(neutral_gray(x_l.float()))[0], n_classes).to(x_l.device)
+
+
+def top_classes(logits: torch.Tensor, n_classes: int = 1000) -> torch.Tensor:
+    """(B, 1000) logits -> (B,) top-1 classes, wrapped into n_classes for test configs with
+    fewer classes (as the Colorizer does)."""
+    return logits.argmax(dim=1) % n_classes
 
 
 def sample_crops(dataset, count: int = 8) -> torch.Tensor:

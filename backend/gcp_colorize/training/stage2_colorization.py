@@ -58,7 +58,7 @@ from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
 from .patch_discriminator import MultiScalePatchDiscriminator, scales_for
 from .loss_weights import LossWeights
-from .photos import gray_classes, photo_batch, sample_crops, stage_photo_sets
+from .photos import photo_batch, sample_crops, stage_photo_sets, top_classes
 from .run_state import stage_checkpoint
 from .samples import save_grid
 from .stage0_prior import load_prior
@@ -188,11 +188,14 @@ class ColorizationStage:
         return {"stage": self.name, "config": self.config.to_dict(), "batch_size": self.batch_size,
                 "weights": asdict(self.weights), **self.hyper}
 
-    def classes(self, x_l: torch.Tensor) -> torch.Tensor:
-        """(B,) conditioning classes (the ablation has no use for them: zeros)."""
-        if not self.use_prior:
-            return torch.zeros(x_l.size(0), dtype=torch.long, device=self.device)
-        return gray_classes(self.classifier, x_l, self.config.n_classes)
+    def read_gray(self, x_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B,) conditioning classes (the ablation has no use for them: zeros) and the
+        semantic maps `run` takes (None without them), from one classifier pass."""
+        no_classes = torch.zeros(x_l.size(0), dtype=torch.long, device=self.device)
+        if not self.use_prior and not self.config.semantic_features:
+            return no_classes, None
+        logits, semantic = self.model.read_gray(self.classifier, x_l)
+        return (top_classes(logits, self.config.n_classes) if self.use_prior else no_classes), semantic
 
     def _shifts(self, batch: int) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Per-sample z shifts (zero rows for unshifted samples) and the unshifted mask."""
@@ -207,8 +210,7 @@ class ColorizationStage:
         z_shift, unshifted = self._shifts(photos.x_l.size(0))
         # With the prior, the colour photos ride along for the domain alignment (their
         # embedding shares the pass, and theta of x_l is computed once for both uses).
-        classes = self.classes(photos.x_l)
-        semantic = self.model.semantic_input(self.classifier, photos.x_l)
+        classes, semantic = self.read_gray(photos.x_l)
         out = self.model.run(photos.x_l, classes, z_shift,
                              colour=photos.rgb_signed if self.use_prior else None, semantic=semantic)
         ab = out.ab_norm
@@ -312,7 +314,7 @@ class ColorizationStage:
         the main result's reference), ground truth."""
         crops = sample_crops(self.sample_set).to(self.device)
         x_l = rgb_to_model_input(crops)
-        classes, semantic = self.classes(x_l), self.model.semantic_input(self.classifier, x_l)
+        classes, semantic = self.read_gray(x_l)
         rng = torch.Generator().manual_seed(0)
         rows = [neutral_gray(x_l)]
         shifts = [None] + ([torch.randn(self.config.dim_z, generator=rng).to(self.device)
