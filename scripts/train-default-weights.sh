@@ -5,11 +5,13 @@
 # colorization, started as that ablation with the prior's path closed) beside the ablation
 # continued for the same time, then both fine-tuned from the full model's export with
 # weight averaging (equal time again), then the full model fine-tuned once more with the
-# diversity loss and averaged half and half with its start (the sixth set's last steps),
-# then exports and evaluates them on the development photos. Budgets in training hours
-# (env overrides); the defaults are longer than the shipped weights' runs
-# (weights/default/MODEL_CARD.md records those). Run state lives in
-# ~/.cache/gcp-colorize/train/<stage>; needs `gcp-colorize data prepare` first.
+# diversity loss and averaged half and half with its start (the sixth set), then the
+# seventh set's steps: the same two again with the classifier's maps as an input (config
+# small-semantic), then exports and evaluates them on the development photos. Budgets in
+# training hours (env overrides); up to the ablation the defaults are longer than the
+# shipped weights' runs, later ones are theirs (weights/default/MODEL_CARD.md records
+# them). Run state lives in ~/.cache/gcp-colorize/train/<stage>; needs `gcp-colorize data
+# prepare` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gcp=".venv/bin/gcp-colorize"
@@ -60,3 +62,21 @@ wait "$finetune"
 "$gcp" train average "$out/fine-tuned" "$out/diversity" --ratio 0.5 --out "$out/averaged"
 "$gcp" eval --dev-set --weights "$out/averaged" --baseline "$out/ablation-fine-tuned" \
     --baseline "$out/fine-tuned" --baseline "$out/full" --baseline "$out/ablation" -o "$out/eval"
+# The seventh set: the colorization net also reads the classifier's feature maps of the
+# gray input through a zero-initialised projection (so it starts from the sixth set's
+# colours); better placed colour, not more of it. Then the diversity fine-tune and the
+# average once more, from that export.
+semantic=(--config small-semantic)
+"$gcp" train stage2 "${semantic[@]}" --from-weights "$out/averaged" --run-dir "$runs/stage2-semantic" \
+    --ema 0.995 --hours "${SEMANTIC_HOURS:-2.15}" --threads "${THREADS:-1}" "${losses[@]}" \
+    --loss-weight contextual=0.1
+"$gcp" train export "${semantic[@]}" --colorization-run "$runs/stage2-semantic" --out "$out/semantic"
+"$gcp" train stage2 "${semantic[@]}" --from-weights "$out/semantic" --run-dir "$runs/stage2-semantic-diversity" \
+    --ema 0.995 --hours "${SEMANTIC_DIVERSITY_HOURS:-0.8}" --threads "${THREADS:-1}" "${losses[@]}" \
+    --no-reference-palette --loss-weight contextual=0 --loss-weight adversarial=3 \
+    --loss-weight diversity=1
+"$gcp" train export "${semantic[@]}" --colorization-run "$runs/stage2-semantic-diversity" \
+    --out "$out/semantic-diversity"
+"$gcp" train average "$out/semantic" "$out/semantic-diversity" --ratio 0.5 --out "$out/seventh"
+"$gcp" eval --dev-set --weights "$out/seventh" --baseline "$out/averaged" --baseline "$out/semantic" \
+    --baseline "$out/semantic-diversity" -o "$out/eval-seventh"

@@ -51,7 +51,7 @@ class GCPConfig:
     # whose SPADE conditions are zeros; no E, G, D features or correspondence.
     gan_prior: bool = True
     # True (ours, not the paper's): the colorization net also reads the pretrained
-    # classifier's feature maps of the gray input (`ImageNetClassifier.semantic_maps`),
+    # classifier's feature maps of the gray input (`ImageNetClassifier.read`),
     # added to its encoder's output through a zero-initialised 1x1 conv: what ImageNet
     # taught the classifier about objects, for placing colour (cf. Larsson et al. 2016).
     semantic_features: bool = False
@@ -147,8 +147,9 @@ OFFICIAL = GCPConfig(
     g_ch=96, d_ch=96, e_ch=64, attention_resolution=64, corr_nonlocal_nc=128, color_ngf=64,
 )
 
-# The embedded default weights, trained by this project on CPU: about 50 MB in fp32
-# (g_ch 32 / d_ch 32 / e_ch 16 / ngf 32 with 6 SPADE blocks would be 97 MB).
+# The embedded default weights' networks (SMALL_SEMANTIC below adds one input), trained
+# by this project on CPU: about 50 MB in fp32 (g_ch 32 / d_ch 32 / e_ch 16 / ngf 32 with
+# 6 SPADE blocks would be 97 MB).
 SMALL = GCPConfig(
     name="small", resolution=128, n_classes=1000, dim_z=120, shared_dim=128,
     g_ch=24, d_ch=24, e_ch=12, attention_resolution=32, corr_nonlocal_nc=64, color_ngf=24,
@@ -161,7 +162,8 @@ TINY = GCPConfig(
     g_ch=2, d_ch=4, e_ch=4, attention_resolution=64, corr_nonlocal_nc=16, color_ngf=8,
 )
 
-# SMALL with the classifier's feature maps as a further input of the colorization net.
+# SMALL with the classifier's feature maps as a further input of the colorization net:
+# the default weights since their seventh set.
 SMALL_SEMANTIC = dataclasses.replace(SMALL, name="small-semantic", semantic_features=True)
 
 CONFIGS = {c.name: c for c in (OFFICIAL, SMALL, SMALL_SEMANTIC, TINY)}
