@@ -39,7 +39,7 @@ STAGES = (
 # Output of the stem and of each stage: channels and stride relative to the input.
 FEATURE_CHANNELS = (32, 16, 24, 40, 80, 112, 192, 320)
 FEATURE_STRIDES = (2, 2, 4, 8, 16, 16, 32, 32)
-# The stages whose outputs make the semantic maps (`read`) (strides 8, 16, 32 of the 224-px input).
+# The stages whose outputs make the semantic maps of `read` (strides 8, 16, 32 of the 224-px input).
 SEMANTIC_STAGES = (3, 5, 7)
 SEMANTIC_CHANNELS = sum(FEATURE_CHANNELS[i] for i in SEMANTIC_STAGES)
 
@@ -256,14 +256,10 @@ class ImageNetClassifier:
     def classes(self) -> ImageNetClasses:
         return ImageNetClasses()
 
-    def logits(self, rgb: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) RGB in [0, 1], any size -> (B, 1000) logits."""
-        return self.net(classifier_input(rgb.to(self.device)))
-
     @torch.no_grad()
     def probabilities(self, rgb: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, 1000) softmax probabilities, on the CPU."""
-        parts = [self.logits(rgb[i:i + batch_size]).softmax(dim=1).cpu()
+        parts = [self.read(rgb[i:i + batch_size])[0].softmax(dim=1).cpu()
                  for i in range(0, rgb.shape[0], batch_size)]
         return torch.cat(parts)
 
