@@ -12,7 +12,8 @@ so the difference is what GIMP and the plug-in add.
     python benchmarks/bench_gimp_plugin.py [--weights random:tiny random:small] [--size 1024]
         [--repeats 3] [--threads 2]
 
-random:small has the architecture of the embedded default weights (same compute),
+random:small-semantic has the architecture of the embedded default weights (same
+compute; random:small the same without the classifier maps' projection),
 random:official that of the released GCP checkpoints. Needs root (or sudo) for the root.
 """
 
@@ -42,8 +43,8 @@ def main() -> int:
         temp = Path(temp)
         warmed = warmed_gimp_dir(root, temp / "warmed")
         Image.fromarray(gray).save(temp / "benchphoto.png")
-        for weights in args.weights:
-            work = temp / weights.replace(":", "-")
+        for index, weights in enumerate(args.weights):
+            work = temp / f"backend-{index}"
             work.mkdir()
             with running_backend(work, "--threads", str(args.threads), model=weights) as backend:
                 direct = client_seconds(backend, gray, "RGBA", args.repeats)

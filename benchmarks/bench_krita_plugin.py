@@ -13,7 +13,8 @@ Krita and the plugin add.
     python benchmarks/bench_krita_plugin.py [--weights random:tiny random:small] [--size 1024]
         [--repeats 3] [--threads 2]
 
-random:small has the architecture of the embedded default weights (same compute),
+random:small-semantic has the architecture of the embedded default weights (same
+compute; random:small the same without the classifier maps' projection),
 random:official that of the released GCP checkpoints. Needs Krita (scripts/install-krita.sh).
 """
 
@@ -58,8 +59,8 @@ def main() -> int:
           f"backend with {args.threads} thread(s)")
     print(f"{'weights':16} {'trigger -> inserted, median (all) s':40} {'insert s':>9} {'client only s':>14}")
     with tempfile.TemporaryDirectory(prefix="bench-krita-") as temp:
-        for weights in args.weights:
-            work = Path(temp) / weights.replace(":", "-")
+        for index, weights in enumerate(args.weights):
+            work = Path(temp) / f"backend-{index}"
             work.mkdir()
             with running_backend(work, "--threads", str(args.threads), model=weights) as backend:
                 direct = client_seconds(backend, gray, "BGRA", args.repeats)
