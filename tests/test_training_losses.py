@@ -175,3 +175,20 @@ def test_colour_rarity_weights_rare_colours_up_and_keeps_the_loss_scale():
     assert w_rare > 3 * w_common
     # E_p[w] = 1 over the training colours themselves.
     assert abs(w.mean().item() - 1.0) < 0.05
+
+
+def test_cast_loss_counts_a_tint_over_the_photo_not_colours_moved_within_it():
+    from gcp_colorize.training.colour_losses import cast_loss
+    torch.manual_seed(0)
+    truth = torch.rand(2, 2, 16, 16) - 0.5
+    alpha = torch.ones(2, 1, 16, 16)
+    assert cast_loss(truth, truth, alpha).item() == 0.0
+    assert cast_loss(truth + 0.1, truth, alpha).item() == pytest.approx(0.1, abs=1e-6)
+    assert cast_loss(truth.flip(-1), truth, alpha).item() == pytest.approx(0.0, abs=1e-6)
+    cut_out = alpha.clone()
+    cut_out[..., 8:] = 0                           # the fill of a cut-out does not count
+    tinted_fill = truth.clone()
+    tinted_fill[..., 8:] += 0.5
+    assert cast_loss(tinted_fill, truth, cut_out).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError):
+        cast_loss(truth, truth, alpha[:, :, :8])

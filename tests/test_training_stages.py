@@ -367,6 +367,16 @@ def test_the_diversity_loss_trains_the_prior_path(runs, tmp_path, loss, monkeypa
     assert any(not torch.equal(a, b) for a, b in zip(dcn_before, dcn_after))
 
 
+def test_the_cast_loss_applies_to_unshifted_samples_only(runs, tmp_path):
+    stage, batch = one_loss_stage(runs, tmp_path / "source", "cast", shift_probability=0.0)
+    before = [p.clone() for p in stage.model.colorization.parameters()]
+    losses = stage.train_step(batch, 0)
+    assert losses["cast"] > 0.0 and losses["total"] == pytest.approx(losses["cast"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, stage.model.colorization.parameters()))
+    stage, batch = one_loss_stage(runs, tmp_path / "source", "cast", shift_probability=1.0)
+    assert "cast" not in stage.train_step(batch, 0)  # no ground truth for a shifted z
+
+
 def test_without_the_reference_palette_shifted_samples_get_no_palette_pull(runs, tmp_path):
     def palette_after_one_step(**options):
         stage, batch = one_loss_stage(runs, tmp_path / "source", "palette", **options)

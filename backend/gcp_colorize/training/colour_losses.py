@@ -16,6 +16,11 @@ Measured as is, the easiest way to differ is a cast over the whole photo; the ce
 variant removes each image's mean difference first, so only colours that change region
 by region (one object's against another's) count. (Measured: it asks for no plausible
 colour per object, and fine-tunes answered with blotches; weights/default/MODEL_CARD.md.)
+
+Cast loss: the diversity fine-tune's main results gain colour partly as a tint over the
+whole photo (a yellow-green cat). The L1 between the photo's mean a, b and the output's
+penalises exactly that tint and nothing region by region, so it does not ask for the
+muted colours that per-pixel regression asks for.
 """
 
 from __future__ import annotations
@@ -65,6 +70,17 @@ def diversity_loss(ab_a: torch.Tensor, ab_b: torch.Tensor, margin: float = 0.1,
         difference = difference - difference.mean(dim=(2, 3), keepdim=True)
     distance = difference.abs().mean(dim=(1, 2, 3))
     return (F.relu(margin - distance) / margin).mean()
+
+
+def cast_loss(ab: torch.Tensor, target_ab: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Mean over images of the L1 between the opaque-pixel means of a and b of an output
+    and of its ground truth: ab, target_ab (B, 2, H, W), alpha (B, 1, H, W) in [0, 1]."""
+    if ab.shape != target_ab.shape or alpha.shape != (ab.size(0), 1, *ab.shape[2:]):
+        raise ValueError(f"expected (B, 2, H, W) ab maps and a (B, 1, H, W) alpha, got "
+                         f"{tuple(ab.shape)}, {tuple(target_ab.shape)}, {tuple(alpha.shape)}")
+    opaque = alpha.sum(dim=(2, 3)).clamp(min=1e-6)                      # (B, 1)
+    mean_difference = ((ab - target_ab) * alpha).sum(dim=(2, 3)) / opaque   # (B, 2)
+    return mean_difference.abs().mean()
 
 
 class ColourRarity:

@@ -17,6 +17,7 @@ class LossWeights:
     ab: float = 1.0
     palette: float = 0.0
     rebalanced_ab: float = 0.0
+    cast: float = 0.0  # the output's mean a, b towards the photo's (a tint over the whole photo)
     diversity: float = 0.0
     local_diversity: float = 0.0  # diversity with each image's mean difference removed
 

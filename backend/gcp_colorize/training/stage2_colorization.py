@@ -12,7 +12,8 @@ Losses (generator side), weights in `LossWeights`:
   photo in colour (reference branch) to the same place (L1 between the embeddings);
 - ours: smooth L1 on ab (alpha-weighted) for colour placement, optionally also with each
   pixel weighted by the rarity of its colour (`ColourRarity`: saturated colours count as
-  much as the common grays); the palette loss (`colour_losses`) towards the ground
+  much as the common grays); the cast loss (the output's mean colour towards the
+  photo's: no tint over the whole photo); the palette loss (`colour_losses`) towards the ground
   truth's colours, or the reference's for a shifted z (unless `reference_palette` is
   off); the diversity loss: the shifted samples run a second time with another shift, and
   the two colorizations are asked to differ (a hinge, `colour_losses.diversity_loss`),
@@ -52,7 +53,7 @@ from ..model.gcp import GCPModel
 from ..model.lab import (model_output_to_rgb, neutral_gray, normalize_lab, rgb_to_lab,
                          rgb_to_model_input)
 from ..model.spade import SPADE
-from .colour_losses import ColourRarity, diversity_loss, palette_loss
+from .colour_losses import ColourRarity, cast_loss, diversity_loss, palette_loss
 from .ema import EMA
 from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
@@ -251,6 +252,8 @@ class ColorizationStage:
             if self.rarity is not None:
                 rare = weight * self.rarity(photos.ab[unshifted])
                 losses["rebalanced_ab"] = (ab_error * rare).sum() / opaque_values
+            if w.cast:
+                losses["cast"] = cast_loss(ab[unshifted], photos.ab[unshifted], weight)
         if second is not None:  # only the terms that are on: one at weight 0 is not computed
             for name, centred in (("diversity", False), ("local_diversity", True)):
                 if getattr(w, name):
