@@ -1,6 +1,7 @@
 """`gcp-colorize train` options reach the stage they configure (no training here)."""
 
 import inspect
+import json
 
 from gcp_colorize import cli
 from gcp_colorize.training import commands, stage0_prior, stage2_colorization
@@ -62,3 +63,31 @@ def test_bf16_reaches_the_training_loop_for_every_stage(monkeypatch, tmp_path):
         args = cli.build_parser().parse_args(argv)
         assert commands.run_stage(args) == 0
     assert [kw["bf16"] for kw in calls] == [True, False]
+
+
+def test_the_config_defaults_to_that_of_the_weights_or_run_a_command_goes_on_from(tmp_path):
+    from gcp_colorize.model.config import CONFIGS
+    from gcp_colorize.training.run_state import save_checkpoint
+    from gcp_colorize.weights import CONFIG_FILE
+
+    def implied(*argv):
+        return commands.implied_config(cli.build_parser().parse_args(["train", *argv]))
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / CONFIG_FILE).write_text(json.dumps(CONFIGS["small-semantic"].to_dict()))
+    nowhere = str(tmp_path / "nowhere")
+    fresh = ["--run-dir", nowhere, "--prior-run", nowhere]
+    assert implied("stage2", *fresh, "--from-weights", str(weights)) == "small-semantic"
+    assert implied("stage2", *fresh) == commands.DEFAULT_CONFIG
+    assert implied("stage2", *fresh, "--from-weights", nowhere) == commands.DEFAULT_CONFIG
+    run = tmp_path / "run"
+    save_checkpoint(run, {"options": {"stage": "stage2", "config": CONFIGS["tiny"].to_dict()}})
+    # the run being resumed or exported comes before anything else
+    assert implied("stage2", "--run-dir", str(run), "--from-weights", str(weights)) == "tiny"
+    assert implied("export", "--out", nowhere, "--colorization-run", str(run),
+                   "--prior-run", nowhere) == "tiny"
+    assert implied("export", "--out", nowhere, "--ablation", "--ablation-run", nowhere,
+                   "--colorization-run", str(run), "--prior-run", nowhere) == commands.DEFAULT_CONFIG
+    assert implied("stage1", *fresh[:2], "--prior-run", str(run)) == "tiny"
+    assert cli.build_parser().parse_args(["train", "stage0", "--config", "tiny"]).config == "tiny"

@@ -10,7 +10,9 @@
 
 Each stage keeps its run state in a run directory outside the repository (default
 ~/.cache/gcp-colorize/train/<stage>); running the same command again resumes exactly
-where it stopped (kill it any time); a larger --steps/--hours extends a run.
+where it stopped (kill it any time); a larger --steps/--hours extends a run. Without
+--config, a command takes the config of what it goes on from (the run it resumes or
+exports, --init-from, --from-weights, the stage-0 run), else small.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from .loss_weights import LOSS_NAMES, loss_weights
 
 TRAIN_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gcp-colorize" / "train"
 STAGES = ("stage0", "stage1", "stage2", "ablation")
+DEFAULT_CONFIG = "small"
+CONFIG_HELP = (f"model configuration (default: that of the weights or run it goes on from, "
+               f"else {DEFAULT_CONFIG})")
 
 
 def default_run_dir(stage: str) -> Path:
@@ -48,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--hours", type=float, help="total training hours of the run")
         p.add_argument("--seed", type=int, default=0, help="seed of a new run (default 0)")
         p.add_argument("--batch-size", type=positive_int, help="images per step (stage default)")
-        p.add_argument("--config", default="small", help="model configuration (default small)")
+        p.add_argument("--config", help=CONFIG_HELP)
         _add_machine_flags(p)
         p.add_argument("--checkpoint-minutes", type=float, default=10.0,
                        help="minutes between checkpoints (default 10)")
@@ -113,7 +118,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder-run", type=Path, default=default_run_dir("stage1"))
     p.add_argument("--colorization-run", type=Path, default=default_run_dir("stage2"))
     p.add_argument("--ablation-run", type=Path, default=default_run_dir("ablation"))
-    p.add_argument("--config", default="small", help="model configuration (default small)")
+    p.add_argument("--config", help=CONFIG_HELP)
     _add_machine_flags(p)
     p.set_defaults(func=run_export)
 
@@ -141,7 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=positive_int, default=256, help="photos and samples (default 256)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the samples' z (default 0); another seed shows the scores' noise")
-    p.add_argument("--config", default="small", help="model configuration (default small)")
+    p.add_argument("--config", help=CONFIG_HELP)
     _add_machine_flags(p)
     p.set_defaults(func=run_score_prior)
 
@@ -157,14 +162,40 @@ def _with_config(args: argparse.Namespace, command: str, body, errors=()) -> int
     as "train COMMAND: ..." and returns 1."""
     from ..model.config import CONFIGS
 
-    if args.config not in CONFIGS:
-        print(f"unknown config {args.config!r}; known: {', '.join(CONFIGS)}", file=sys.stderr)
+    name = args.config or implied_config(args)
+    if name not in CONFIGS:
+        print(f"unknown config {name!r}; known: {', '.join(CONFIGS)}", file=sys.stderr)
         return 2
     try:
-        return body(CONFIGS[args.config], _device(args))
+        return body(CONFIGS[name], _device(args))
     except (FileNotFoundError, ValueError, *errors) as exc:
         print(f"train {command}: {exc}", file=sys.stderr)
         return 1
+
+
+def implied_config(args: argparse.Namespace) -> str:
+    """The config of the first source the command has that exists: the run it resumes,
+    --init-from(-ablation), --from-weights, the run it exports, the stage-0 run; else
+    small. (Any other source of another config stops the command with a mismatch.)"""
+    from ..weights import WeightsError, read_config
+    from .run_state import saved_config_name
+
+    exported = "ablation_run" if getattr(args, "ablation", False) else "colorization_run"
+    for option in ("run_dir", "init_from", "init_from_ablation", "from_weights", exported,
+                   "prior_run"):
+        source = getattr(args, option, None)
+        if source is None:
+            continue
+        source = source.expanduser()
+        if option == "from_weights":
+            try:
+                return read_config(source).name
+            except WeightsError:
+                continue  # the stage says what is wrong with the directory
+        name = saved_config_name(source)
+        if name:
+            return name
+    return DEFAULT_CONFIG
 
 
 def _device(args: argparse.Namespace):

@@ -85,6 +85,19 @@ def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> 
         return torch.load(previous, map_location=map_location, weights_only=True)
 
 
+def saved_config_name(run_dir: Path) -> str | None:
+    """The name of the model config the run in `run_dir` was made for; None when the folder
+    holds no readable checkpoint. Memory-mapped: the networks' tensors are not read."""
+    path = run_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        return checkpoint["options"]["config"]["name"]
+    except (RuntimeError, EOFError, KeyError, TypeError):
+        return None
+
+
 def same_config(saved: dict, config: GCPConfig) -> bool:
     """Whether a config saved as a dict is `config` (fields added later take defaults)."""
     try:
