@@ -68,32 +68,31 @@ def save_checkpoint(run_dir: Path, state: dict) -> Path:
     return path
 
 
-def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> dict | None:
+def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu",
+                    mmap: bool = False) -> dict | None:
     """The run's checkpoint, or None for a new run. A damaged newest file (cut off while
-    written by an older version of this code) falls back to the previous one loudly."""
+    written by an older version of this code) falls back to the previous one loudly.
+    `mmap`: tensors are mapped from the file, read only when touched."""
     path = run_dir / CHECKPOINT_NAME
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, mmap=mmap, weights_only=True)
     except (RuntimeError, EOFError) as exc:
         previous = run_dir / PREVIOUS_NAME
         if not previous.exists():
             raise RuntimeError(f"checkpoint {path} cannot be read ({exc}) and there is no "
                                f"previous one; move the run directory away to start anew") from exc
         print(f"warning: {path} cannot be read ({exc}); using {previous}")
-        return torch.load(previous, map_location=map_location, weights_only=True)
+        return torch.load(previous, map_location=map_location, mmap=mmap, weights_only=True)
 
 
 def saved_config_name(run_dir: Path) -> str | None:
     """The name of the model config the run in `run_dir` was made for; None when the folder
     holds no readable checkpoint. Memory-mapped: the networks' tensors are not read."""
-    path = run_dir / CHECKPOINT_NAME
-    if not path.is_file():
-        return None
     try:
-        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-        return checkpoint["options"]["config"]["name"]
+        checkpoint = load_checkpoint(run_dir, mmap=True)
+        return checkpoint["options"]["config"]["name"] if checkpoint else None
     except (RuntimeError, EOFError, KeyError, TypeError):
         return None
 
