@@ -377,6 +377,27 @@ def test_the_cast_loss_applies_to_unshifted_samples_only(runs, tmp_path):
     assert "cast" not in stage.train_step(batch, 0)  # no ground truth for a shifted z
 
 
+def test_the_alternative_cast_applies_to_shifted_samples_and_second_alternatives(
+        runs, tmp_path, monkeypatch):
+    from gcp_colorize.training import colour_losses, stage2_colorization
+    stage, batch = one_loss_stage(runs, tmp_path / "source", "alternative_cast", shift_probability=1.0)
+    before = [p.clone() for p in stage.model.colorization.parameters()]
+    losses = stage.train_step(batch, 0)
+    assert losses["alternative_cast"] > 0.0
+    assert losses["total"] == pytest.approx(losses["alternative_cast"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, stage.model.colorization.parameters()))
+    stage, batch = one_loss_stage(runs, tmp_path / "source", "alternative_cast", shift_probability=0.0)
+    assert "alternative_cast" not in stage.train_step(batch, 0)  # main results have `cast`
+    # with the diversity loss on, both alternatives of each of the 2 photos are held to it
+    stage, batch = one_loss_stage(runs, tmp_path / "source", "alternative_cast", shift_probability=1.0)
+    stage.weights = dataclasses.replace(stage.weights, diversity=1.0)
+    held = []
+    monkeypatch.setattr(stage2_colorization, "cast_loss", lambda ab, target, alpha: (
+        held.append(ab.size(0)) or colour_losses.cast_loss(ab, target, alpha)))
+    stage.train_step(batch, 0)
+    assert held == [4]
+
+
 def test_without_the_reference_palette_shifted_samples_get_no_palette_pull(runs, tmp_path):
     def palette_after_one_step(**options):
         stage, batch = one_loss_stage(runs, tmp_path / "source", "palette", **options)

@@ -18,6 +18,7 @@ class LossWeights:
     palette: float = 0.0
     rebalanced_ab: float = 0.0
     cast: float = 0.0  # the output's mean a, b towards the photo's (a tint over the whole photo)
+    alternative_cast: float = 0.0  # the same for the shifted samples' (the alternatives') outputs
     diversity: float = 0.0
     local_diversity: float = 0.0  # diversity with each image's mean difference removed
 

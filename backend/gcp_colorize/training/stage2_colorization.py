@@ -13,7 +13,9 @@ Losses (generator side), weights in `LossWeights`:
 - ours: smooth L1 on ab (alpha-weighted) for colour placement, optionally also with each
   pixel weighted by the rarity of its colour (`ColourRarity`: saturated colours count as
   much as the common grays); the cast loss (the output's mean colour towards the
-  photo's: no tint over the whole photo); the palette loss (`colour_losses`) towards the ground
+  photo's: no tint over the whole photo), and the alternative cast (the same for the
+  shifted samples and second alternatives: they may move colours within the photo, not
+  tint all of it); the palette loss (`colour_losses`) towards the ground
   truth's colours, or the reference's for a shifted z (unless `reference_palette` is
   off); the diversity loss: the shifted samples run a second time with another shift, and
   the two colorizations are asked to differ (a hinge, `colour_losses.diversity_loss`),
@@ -74,7 +76,8 @@ def trained_networks(config: GCPConfig) -> tuple[str, ...]:
 
 class ColorizationStage:
     # options that runs started before them do not record, with the value those runs had
-    options_added_later = {"weights": {"diversity": 0.0, "local_diversity": 0.0},
+    options_added_later = {"weights": {"diversity": 0.0, "local_diversity": 0.0, "cast": 0.0,
+                                       "alternative_cast": 0.0},
                            "reference_palette": True}
 
     def __init__(self, config: GCPConfig, device: torch.device, *, seed: int, use_prior: bool = True,
@@ -254,6 +257,11 @@ class ColorizationStage:
                 losses["rebalanced_ab"] = (ab_error * rare).sum() / opaque_values
             if w.cast:
                 losses["cast"] = cast_loss(ab[unshifted], photos.ab[unshifted], weight)
+        if w.alternative_cast and shifted.any():
+            alternatives = ab[shifted] if second is None else torch.cat((ab[shifted], second.ab_norm))
+            repeats = (alternatives.size(0) // int(shifted.sum()), 1, 1, 1)  # 1 or 2 per photo
+            losses["alternative_cast"] = cast_loss(alternatives, photos.ab[shifted].repeat(repeats),
+                                                   photos.alpha[shifted].repeat(repeats))
         if second is not None:  # only the terms that are on: one at weight 0 is not computed
             for name, centred in (("diversity", False), ("local_diversity", True)):
                 if getattr(w, name):
