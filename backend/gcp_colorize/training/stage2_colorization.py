@@ -258,10 +258,11 @@ class ColorizationStage:
             if w.cast:
                 losses["cast"] = cast_loss(ab[unshifted], photos.ab[unshifted], weight)
         if w.alternative_cast and shifted.any():
-            alternatives = ab[shifted] if second is None else torch.cat((ab[shifted], second.ab_norm))
-            repeats = (alternatives.size(0) // int(shifted.sum()), 1, 1, 1)  # 1 or 2 per photo
-            losses["alternative_cast"] = cast_loss(alternatives, photos.ab[shifted].repeat(repeats),
-                                                   photos.alpha[shifted].repeat(repeats))
+            outputs, photo_ab, alpha = ab[shifted], photos.ab[shifted], photos.alpha[shifted]
+            if second is not None:  # the same photos' second alternatives
+                outputs = torch.cat((outputs, second.ab_norm))
+                photo_ab, alpha = photo_ab.repeat(2, 1, 1, 1), alpha.repeat(2, 1, 1, 1)
+            losses["alternative_cast"] = cast_loss(outputs, photo_ab, alpha)
         if second is not None:  # only the terms that are on: one at weight 0 is not computed
             for name, centred in (("diversity", False), ("local_diversity", True)):
                 if getattr(w, name):
