@@ -1,5 +1,6 @@
 """Training loop: exact resume, budgets, batch order, checkpoints, bad input."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,18 @@ def test_options_added_later_may_be_missing_from_an_older_run_at_their_old_value
                     {"weights": {"ab": 0.5, "diversity": 0.0}}):
         assert not options_match(older, {**current, **changed}, added_later)
     assert not options_match({**older, "gone": 1}, current, added_later)
+
+
+def test_a_stage2_run_from_before_a_loss_existed_resumes_with_that_loss_off():
+    from gcp_colorize.training.loop import options_match
+    from gcp_colorize.training.loss_weights import LossWeights
+    from gcp_colorize.training.stage2_colorization import ColorizationStage
+    current = {"stage": "stage2", "weights": dataclasses.asdict(LossWeights(ab=0.5))}
+    older = {"stage": "stage2", "weights": {k: v for k, v in current["weights"].items()
+                                            if k not in ("cast", "alternative_cast")}}
+    assert options_match(older, current, ColorizationStage.options_added_later)
+    turned_on = {**current, "weights": {**current["weights"], "alternative_cast": 10.0}}
+    assert not options_match(older, turned_on, ColorizationStage.options_added_later)
 
 
 def test_a_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):

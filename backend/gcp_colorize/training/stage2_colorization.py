@@ -60,7 +60,7 @@ from .ema import EMA
 from .feature_losses import FeatureLosses
 from .gan_losses import lsgan_d_loss, lsgan_g_loss
 from .patch_discriminator import MultiScalePatchDiscriminator, scales_for
-from .loss_weights import LossWeights
+from .loss_weights import LOSS_NAMES, LossWeights
 from .photos import photo_batch, sample_crops, stage_photo_sets, top_classes
 from .run_state import stage_checkpoint
 from .samples import save_grid
@@ -75,10 +75,9 @@ def trained_networks(config: GCPConfig) -> tuple[str, ...]:
 
 
 class ColorizationStage:
-    # options that runs started before them do not record, with the value those runs had
-    options_added_later = {"weights": {"diversity": 0.0, "local_diversity": 0.0, "cast": 0.0,
-                                       "alternative_cast": 0.0},
-                           "reference_palette": True}
+    # options that runs started before them do not record, with the value those runs had:
+    # a loss weight a run does not record is a loss its code did not have (off)
+    options_added_later = {"weights": dict.fromkeys(LOSS_NAMES, 0.0), "reference_palette": True}
 
     def __init__(self, config: GCPConfig, device: torch.device, *, seed: int, use_prior: bool = True,
                  prior_run: Path | None = None, encoder_run: Path | None = None,
