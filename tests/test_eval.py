@@ -193,3 +193,24 @@ def test_dev_set_is_gathered(tmp_path):
     assert [p.stem for p in paths] == list(DEV_PHOTOS)
     assert all(Image.open(p).mode == "RGB" for p in paths)
     assert gather_dev_set(tmp_path) == paths  # existing files are kept
+
+
+def test_validation_split_links_the_opaque_held_out_photos(photo_folder, tmp_path):
+    from gcp_colorize.data.manifest import PhotoRecord, save_manifest
+    from gcp_colorize.evaluation.validation_split import link_validation_split
+    cache = tmp_path / "cache"
+    (cache / "photos" / "pkg").mkdir(parents=True)
+
+    def record(name, split, **fields):
+        file = f"photos/pkg/{name}.png"
+        (cache / file).write_bytes((photo_folder / "p0.png").read_bytes())
+        return PhotoRecord(name, "pkg", name, "CC0", [96, 64], name, split, file, [96, 64], **fields)
+    records = [record("b", "val"), record("a", "val"), record("train", "train"),
+               record("cutout", "val", has_alpha=True, opaque_fraction=0.4),
+               PhotoRecord("copy", "pkg", "copy", "CC0", [96, 64], "a", "val", duplicate_of="a")]
+    with pytest.raises(FileNotFoundError, match="data prepare"):
+        link_validation_split(tmp_path / "empty", cache)
+    save_manifest(cache, {}, {r.name: r for r in records})
+    links = link_validation_split(tmp_path / "photos", cache)
+    assert sorted(p.name for p in links) == ["a.png", "b.png"]
+    assert [p.name for p in load_photos(tmp_path / "photos", 512)] == ["a", "b"]

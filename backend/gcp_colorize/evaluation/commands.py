@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--images", type=Path, metavar="DIR", help="folder of colour photos")
     source.add_argument("--dev-set", action="store_true",
                         help="the development photos of scikit-image, scikit-learn and matplotlib")
+    source.add_argument("--validation-split", action="store_true",
+                        help="the opaque photos of the prepared training set's held-out split "
+                             "(`gcp-colorize data prepare`; use --crop-size 128, they are small)")
     parser.add_argument("--weights", default="default",
                         help=f"weights of the evaluated model (default: default; '{NO_MODEL}': "
                              f"only the gray input and baselines)")
@@ -83,13 +86,17 @@ def run(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(message, flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="gcp-dev-set-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="gcp-eval-photos-") as scratch:
         try:
             folder = args.images
             if args.dev_set:
                 from .dev_set import gather_dev_set
                 folder = Path(scratch)
                 gather_dev_set(folder)
+            elif args.validation_split:
+                from .validation_split import link_validation_split
+                folder = Path(scratch)
+                link_validation_split(folder)
             photos = load_photos(folder, settings.max_side, log)
             methods = {GRAY_INPUT: gray_input}
             main = None if args.weights == NO_MODEL else args.weights

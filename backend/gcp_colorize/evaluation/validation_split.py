@@ -1,0 +1,29 @@
+"""The held-out split of the prepared training set as evaluation photos.
+
+Only its opaque photos: the cut-outs with alpha have no background to compare. They are
+linked into a folder under their prepared files' names, because `load_photos` reads a
+folder in name order and the fixed FID/KID crops are drawn in that order: the same names
+give the same crops, hence the same figures, in every session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.manifest import DEFAULT_CACHE, load_manifest
+
+
+def link_validation_split(folder: Path, cache: Path = DEFAULT_CACHE) -> list[Path]:
+    """Link the opaque photos of the cache's "val" split into `folder`; returns the links."""
+    _, records = load_manifest(cache)
+    chosen = [r for r in records.values() if r.split == "val" and r.usable and not r.has_alpha]
+    if not chosen:
+        raise FileNotFoundError(f"no prepared validation photos in {cache}: "
+                                "run `gcp-colorize data prepare` first")
+    folder.mkdir(parents=True, exist_ok=True)
+    links = []
+    for record in chosen:
+        link = folder / Path(record.file).name
+        link.symlink_to(Path(cache).resolve() / record.file)
+        links.append(link)
+    return links
