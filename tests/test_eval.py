@@ -214,3 +214,10 @@ def test_validation_split_links_the_opaque_held_out_photos(photo_folder, tmp_pat
     links = link_validation_split(tmp_path / "photos", cache)
     assert sorted(p.name for p in links) == ["a.png", "b.png"]
     assert [p.name for p in load_photos(tmp_path / "photos", 512)] == ["a", "b"]
+    (cache / "photos" / "other").mkdir()
+    clash = record("a", "val")
+    clash.name, clash.package, clash.file = "other/a", "other", "photos/other/a.png"
+    (cache / clash.file).write_bytes((photo_folder / "p0.png").read_bytes())
+    save_manifest(cache, {}, {r.name: r for r in records + [clash]})
+    with pytest.raises(ValueError, match="share a file name"):
+        link_validation_split(tmp_path / "clash", cache)

@@ -20,10 +20,13 @@ def link_validation_split(folder: Path, cache: Path = DEFAULT_CACHE) -> list[Pat
     if not chosen:
         raise FileNotFoundError(f"no prepared validation photos in {cache}: "
                                 "run `gcp-colorize data prepare` first")
+    names = [Path(r.file).name for r in chosen]
+    if len(set(names)) < len(names):  # photos of two packages: the figures need one name each
+        raise ValueError(f"validation photos of {cache} share a file name; name order is ambiguous")
     folder.mkdir(parents=True, exist_ok=True)
     links = []
-    for record in chosen:
-        link = folder / Path(record.file).name
+    for name, record in zip(names, chosen):
+        link = folder / name
         link.symlink_to(Path(cache).resolve() / record.file)
         links.append(link)
     return links
