@@ -204,7 +204,8 @@ def test_validation_split_links_the_opaque_held_out_photos(photo_folder, tmp_pat
     def record(name, split, **fields):
         file = f"photos/pkg/{name}.png"
         (cache / file).write_bytes((photo_folder / "p0.png").read_bytes())
-        return PhotoRecord(name, "pkg", name, "CC0", [96, 64], name, split, file, [96, 64], **fields)
+        return PhotoRecord(name, "pkg", name, "CC0", [96, 64], name, split, file, [96, 64],
+                           labels=[[0, "tench", 0.5]], **fields)
     records = [record("b", "val"), record("a", "val"), record("train", "train"),
                record("cutout", "val", has_alpha=True, opaque_fraction=0.4),
                PhotoRecord("copy", "pkg", "copy", "CC0", [96, 64], "a", "val", duplicate_of="a")]

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import views
-from .manifest import DEFAULT_CACHE, load_manifest
+from .manifest import DEFAULT_CACHE, prepared_photos
 
 SPLITS = ("train", "val")
 
@@ -35,12 +35,7 @@ class TrainingPhotos(Dataset):
         if not 0 < min_scale <= 1:
             raise ValueError(f"min_scale must be in (0, 1], got {min_scale}")
         self.cache = Path(cache).expanduser()
-        _, records = load_manifest(self.cache)
-        self.records = [r for _, r in sorted(records.items())
-                        if r.usable and r.split == split and r.labels]
-        if not self.records:
-            raise FileNotFoundError(f"no prepared {split} photos in {self.cache}: "
-                                    f"run `gcp-colorize data prepare --cache {self.cache}`")
+        self.records = prepared_photos(self.cache, split)
         self.split, self.size, self.seed = split, size, seed
         self.min_scale, self.min_opaque = min_scale, min_opaque
         self.epoch = 0

@@ -52,6 +52,17 @@ def load_manifest(cache: Path) -> tuple[dict, dict[str, PhotoRecord]]:
     return data.get("settings", {}), records
 
 
+def prepared_photos(cache: Path, split: str) -> list[PhotoRecord]:
+    """The usable, labelled photos of one split ("train" or "val"), in name order; an error
+    that says what to run when there are none."""
+    _, records = load_manifest(cache)
+    chosen = [r for _, r in sorted(records.items()) if r.usable and r.split == split and r.labels]
+    if not chosen:
+        raise FileNotFoundError(f"no prepared {split} photos in {cache}: "
+                                f"run `gcp-colorize data prepare --cache {cache}`")
+    return chosen
+
+
 def save_manifest(cache: Path, settings: dict, records: dict[str, PhotoRecord]) -> None:
     """Atomic write, so an interrupted run never leaves a half-written manifest."""
     path = Path(cache) / MANIFEST_NAME

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.manifest import DEFAULT_CACHE, load_manifest
+from ..data.manifest import DEFAULT_CACHE, prepared_photos
 
 
 def link_validation_split(folder: Path, cache: Path = DEFAULT_CACHE) -> list[Path]:
     """Link the opaque photos of the cache's "val" split into `folder`; returns the links."""
-    _, records = load_manifest(cache)
-    chosen = [r for r in records.values() if r.split == "val" and r.usable and not r.has_alpha]
-    if not chosen:
-        raise FileNotFoundError(f"no prepared validation photos in {cache}: "
-                                "run `gcp-colorize data prepare` first")
+    chosen = [r for r in prepared_photos(cache, "val") if not r.has_alpha]
     names = [Path(r.file).name for r in chosen]
     if len(set(names)) < len(names):  # photos of two packages: the figures need one name each
         raise ValueError(f"validation photos of {cache} share a file name; name order is ambiguous")
