@@ -17,11 +17,18 @@ def positive_int(text: str) -> int:
     return value
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+def int_at_least(minimum: int):
+    """An argparse type: an integer of at least `minimum`."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {text}")
+        return value
+    parse.__name__ = "integer"  # argparse names the type so in "invalid integer value: 'x'"
+    return parse
+
+
+non_negative_int = int_at_least(0)
 
 
 def variation_amount(text: str) -> float:

@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..argument_types import VARIATION_METAVAR, non_negative_int, positive_int, variation_amount
+from ..argument_types import VARIATION_METAVAR, int_at_least, non_negative_int, positive_int, variation_amount
 
 NO_MODEL = "none"
 
@@ -41,10 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "with --no-class-alternatives from latent noise, as in `colorize`")
     parser.add_argument("-o", "--output", type=Path, default=Path("out/eval"), metavar="REPORT_DIR",
                         help="report folder (default out/eval)")
-    parser.add_argument("--crops", type=int, default=16, help="random crops per photo for FID/KID (default 16)")
-    parser.add_argument("--crop-size", type=int, default=299, help="crop side in pixels (default 299)")
+    parser.add_argument("--crops", type=int_at_least(2), default=16,
+                        help="random crops per photo for FID/KID (at least 2; default 16)")
+    parser.add_argument("--crop-size", type=int_at_least(32), default=299,
+                        help="crop side in pixels (at least 32; default 299)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the crops and the colorizations")
-    parser.add_argument("--max-side", type=int, default=1024, help="photos are shrunk to this long side")
+    parser.add_argument("--max-side", type=int_at_least(32), default=1024,
+                        help="photos are shrunk to this long side (at least 32; default 1024)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")
     parser.set_defaults(func=run)
@@ -74,9 +77,6 @@ def run(args: argparse.Namespace) -> int:
     from .inception import InceptionFeatures
     from .report import write_report
 
-    if args.crops < 2 or args.crop_size < 32:
-        print("eval: --crops must be >= 2 and --crop-size >= 32", file=sys.stderr)
-        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = Settings(alternatives=args.alternatives, crop_size=args.crop_size,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..argument_types import non_negative_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -15,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List the 1000 ImageNet classes, or search them: case-insensitive "
                     "substring over all synonyms, best match first.")
     parser.add_argument("query", nargs="?", help="text to search for (omit to list all)")
-    parser.add_argument("--limit", type=int, default=20,
+    parser.add_argument("--limit", type=non_negative_int, default=20,
                         help="at most this many search results (default 20; 0 = all)")
     parser.set_defaults(func=run)
 
