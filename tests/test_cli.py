@@ -122,10 +122,15 @@ def test_colorize_in_process_with_random_weights_is_reproducible(tmp_path, photo
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "stage1", "--threads", "0"], "--threads: must be a positive integer, got 0"),
-    (["train", "stage0", "--batch-size", "-4"], "--batch-size: must be a positive integer, got -4"),
+    (["train", "stage1", "--threads", "0"], "--threads: must be 1 or more, got 0"),
+    (["train", "stage0", "--batch-size", "-4"], "--batch-size: must be 1 or more, got -4"),
     (["eval", "--dev-set", "--alternatives", "-1"], "--alternatives: must be 0 or more, got -1"),
-    (["serve", "--queue-size", "0"], "--queue-size: must be a positive integer, got 0"),
+    (["eval", "--dev-set", "--crops", "1"], "--crops: must be 2 or more, got 1"),
+    (["eval", "--dev-set", "--crop-size", "31"], "--crop-size: must be 32 or more, got 31"),
+    (["eval", "--dev-set", "--max-side", "0"], "--max-side: must be 32 or more, got 0"),
+    (["eval", "--dev-set", "--crops", "two"], "--crops: invalid integer value: 'two'"),
+    (["classes", "dog", "--limit", "-1"], "--limit: must be 0 or more, got -1"),
+    (["serve", "--queue-size", "0"], "--queue-size: must be 1 or more, got 0"),
     (["colorize", "x.png", "-o", "out", "--variation", "4.5"], "--variation: must be between 0 and 4, got 4.5"),
 ])
 def test_bad_numbers_are_refused_while_parsing(argv, message, capsys):

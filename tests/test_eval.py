@@ -156,12 +156,6 @@ def test_eval_command(photo_folder, tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as refused:
         main(["eval", "--images", str(photo_folder), "--variation", "5", "-o", str(out)])
     assert refused.value.code == 2 and "--variation: must be between 0 and 4" in capsys.readouterr().err
-    for option, value, message in (("--crops", "1", "--crops: must be 2 or more, got 1"),
-                                   ("--crop-size", "31", "--crop-size: must be 32 or more, got 31"),
-                                   ("--crops", "two", "--crops: invalid integer value: 'two'")):
-        with pytest.raises(SystemExit) as refused:
-            main(["eval", "--images", str(photo_folder), option, value, "-o", str(out)])
-        assert refused.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_eval_command_makes_class_alternatives_by_default(photo_folder, tmp_path, monkeypatch):

@@ -10,13 +10,6 @@ from .core.protocol import MAX_VARIATION
 VARIATION_METAVAR = f"0..{MAX_VARIATION:g}"
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def int_at_least(minimum: int):
     """An argparse type: an integer of at least `minimum`."""
     def parse(text: str) -> int:
@@ -29,6 +22,7 @@ def int_at_least(minimum: int):
 
 
 non_negative_int = int_at_least(0)
+positive_int = int_at_least(1)
 
 
 def variation_amount(text: str) -> float:
