@@ -327,7 +327,8 @@ def test_stage2_fine_tunes_exported_weights_without_the_earlier_runs(runs, tmp_p
     exported_now = fine_tuned.colorization.state_dict()
     assert all(torch.equal(exported_now[k], averaged[k]) for k in averaged)
     assert any(not torch.equal(exported_now[k], last[k]) for k in last)
-    assert record["fine_tuned_from"]["weights"] == str(source.resolve())
+    assert record["fine_tuned_from"] == {"weights": str(source.resolve()),
+                                         "record": json.loads((source / "training.json").read_text())}
     assert record["runs"]["stage0"]["step"] == 2 and record["runs"]["stage2"]["step"] == 2
 
 

@@ -149,14 +149,14 @@ def export_full(out: Path, config: GCPConfig, device: torch.device, *, prior_run
     weights.save_model(model, out, as_named(chosen))
     stage2 = run_record(colorization_run)
     source = stage2["options"].get("from_weights")
-    earlier = None
-    if source:  # stages 0 and 1 are the source directory's
-        earlier = json.loads((Path(source) / TRAINING_RECORD).read_text())["runs"]
-        runs = {"stage0": earlier["stage0"], "stage1": earlier["stage1"], "stage2": stage2}
+    origin = {}
+    if source:  # stages 0 and 1 are the source directory's; its whole record is kept (it may be an average)
+        earlier = json.loads((Path(source) / TRAINING_RECORD).read_text())
+        runs = {"stage0": earlier["runs"]["stage0"], "stage1": earlier["runs"]["stage1"], "stage2": stage2}
+        origin = {"fine_tuned_from": {"weights": source, "record": earlier}}
     else:
         runs = {"stage0": run_record(prior_run), "stage1": run_record(encoder_run),
                 "stage2": stage2}
-    origin = {"fine_tuned_from": {"weights": source, "runs": earlier}} if source else {}
     return _write_record(out, config.name, runs=runs,
                          directions=[d.summary() for d in chosen], **origin)
 
