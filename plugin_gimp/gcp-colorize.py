@@ -208,7 +208,7 @@ class GcpColorize(Gimp.PlugIn):
                                       "ImageNet class guiding the colours: auto, an index (0-999) or a name",
                                       "auto", READWRITE)
         procedure.add_boolean_argument("class-alternatives", "Alternatives from other _likely classes",
-                                       "Alternatives use the most distinct of the likely classes; off: random "
+                                       "Alternatives use likely classes that colour differently; off: random "
                                        "ones from the seed and the variation",
                                        True, READWRITE)
         procedure.add_string_argument("walk-direction", "Latent walk _direction",

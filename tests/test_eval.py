@@ -105,7 +105,7 @@ def test_evaluation_rows_alternatives_and_report(photo_folder, classifier, tmp_p
     data = json.loads(js.read_text())
     assert data["methods"]["oracle"]["mean"]["psnr"] is None  # inf is not JSON
     by_class = markdown({**data, "settings": {**data["settings"], "class_alternatives": True}}, "grid.png")
-    assert "3 alternatives from the most distinct of the likely classes)" in by_class and "at variation" not in by_class
+    assert "3 alternatives from likely classes that colour differently)" in by_class and "at variation" not in by_class
     grid = Image.open(png)
     assert grid.size[0] == 192 * 7  # gray, tinted, oracle, 3 alternatives, ground truth
 
@@ -179,7 +179,7 @@ def test_eval_command_makes_class_alternatives_by_default(photo_folder, tmp_path
                  "--threads", "2", "-o", str(out)]) == 0
     assert len(classes_made) == 3 and all(len(set(c)) == 3 for c in classes_made)
     assert json.loads((out / "report.json").read_text())["settings"]["class_alternatives"] is True
-    assert "2 alternatives from the most distinct of the likely classes" in (out / "report.md").read_text()
+    assert "2 alternatives from likely classes that colour differently" in (out / "report.md").read_text()
 
 
 def test_dev_set_is_gathered(tmp_path):

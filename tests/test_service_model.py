@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from gcp_colorize import imaging
-from gcp_colorize.colorizer import CLASS_CANDIDATES, Cancelled, Colorizer, UnknownChoice, most_distinct
+from gcp_colorize.colorizer import (CLASS_CANDIDATES, Cancelled, Colorizer, UnknownChoice, colour_differences,
+                                   likely_and_distinct)
 from gcp_colorize.core.protocol import ErrorCode, PixelImage
+from gcp_colorize.evaluation.metrics import ciede2000
 from gcp_colorize.model.lab import rgb_to_lab, rgb_to_model_input
 from service_harness import gray_gradient, running_backend
 
@@ -73,16 +75,30 @@ def test_variation_scales_the_alternatives_latent_noise(colorizer, photo, first_
     torch.testing.assert_close(shifts[3.0][1], 3 * shifts[1.0][1])
 
 
-def test_most_distinct_takes_the_farthest_from_those_already_chosen():
-    chromas = [torch.full((1, 2, 3, 3), float(v)) for v in (0, 1, 10, 11, 5)]
-    # 11 is farthest from 0; then 5 (5 from both) beats 10 and 1 (1 from their nearest).
-    assert most_distinct(chromas, 3) == [0, 3, 4]
-    assert most_distinct(chromas, 2) == [0, 3]           # a shorter list is a prefix
-    assert sorted(most_distinct(chromas, 9)) == [0, 1, 2, 3, 4]
-    assert most_distinct([chromas[0]] * 3, 3) == [0, 1, 2]  # ties: still distinct indices
+def test_likely_and_distinct_walks_down_the_ranking_then_takes_the_farthest():
+    positions = np.array([0.0, 1.0, 10.0, 11.0, 5.0])   # candidates in likelihood order
+    differences = np.abs(positions[:, None] - positions[None, :])
+    # 1 is too close to 0; 10 joins; 11 is too close to 10; 5 is 5 from both.
+    assert likely_and_distinct(differences, 3, 4.0) == [0, 2, 4]
+    assert likely_and_distinct(differences, 2, 4.0) == [0, 2]      # a shorter list is a prefix
+    # The ranking runs out: the rest in farthest-point order (1 and 11 tie at 1: the likelier).
+    assert likely_and_distinct(differences, 4, 4.0) == [0, 2, 4, 1]
+    # Nothing far enough: farthest-point order from the main result (11, then 5).
+    assert likely_and_distinct(differences, 3, 20.0) == [0, 3, 4]
+    assert sorted(likely_and_distinct(differences, 9, 4.0)) == [0, 1, 2, 3, 4]
+    assert likely_and_distinct(np.zeros((3, 3)), 3, 4.0) == [0, 1, 2]  # ties: still distinct indices
 
 
-def test_class_alternatives_are_the_most_distinct_of_the_likely_classes(colorizer, photo):
+def test_colour_differences_are_mean_ciede2000_over_the_shared_lightness():
+    lightness = torch.full((1, 1, 2, 3), 50.0)
+    chromas = [torch.zeros(1, 2, 2, 3), torch.full((1, 2, 2, 3), 10.0), torch.full((1, 2, 2, 3), -10.0)]
+    differences = colour_differences(chromas, lightness)
+    assert differences.shape == (3, 3) and (differences == differences.T).all() and (np.diag(differences) == 0).all()
+    assert differences[0, 1] == pytest.approx(ciede2000(np.array([50.0, 0, 0]), np.array([50.0, 10, 10])))
+    assert differences[1, 2] > differences[0, 1] > 0
+
+
+def test_class_alternatives_are_likely_classes_that_colour_differently(colorizer, photo, monkeypatch):
     results = colorizer.colorize(photo, alternatives=3, class_choice="goldfish", class_alternatives=True)
     assert results[0].class_index == 1 and results[0].class_name == "goldfish"
     classes = [r.class_index for r in results]
@@ -97,6 +113,10 @@ def test_class_alternatives_are_the_most_distinct_of_the_likely_classes(colorize
     fewer = colorizer.colorize(photo, alternatives=1, class_choice="goldfish", class_alternatives=True)
     assert [r.class_index for r in fewer] == classes[:2]
     np.testing.assert_array_equal(fewer[1].rgb, results[1].rgb)
+    # Any difference is enough: the next likely classes in order.
+    monkeypatch.setattr("gcp_colorize.colorizer.DISTINCT_ENOUGH", 0.0)
+    nearest = colorizer.colorize(photo, alternatives=3, class_choice="goldfish", class_alternatives=True)
+    assert [r.class_index for r in nearest] == likely[:4]
 
 
 @pytest.mark.parametrize("options, code", [

@@ -9,14 +9,16 @@ One colorization (paper section 3, official inference):
 Diversity: alternative k adds ``variation`` times the k-th N(0, I) vector drawn from a
 generator seeded with ``seed`` (so alternative k is the same whatever the number asked for),
 or, with ``class_alternatives``, uses another of the most likely classes: the model runs on
-the ``CLASS_CANDIDATES`` most likely ones and the alternatives are those whose chroma lies
-farthest from the results already chosen (the next likely classes alone are often near
-synonyms that colour alike).
+the ``CLASS_CANDIDATES`` most likely ones and, down the ranking, takes each class whose
+colouring differs by at least ``DISTINCT_ENOUGH`` (mean CIEDE2000) from every result already
+taken (the next likely classes alone are often near synonyms that colour alike; the most
+distinct ones are often unlikely colourings).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import secrets
 import time
@@ -28,11 +30,16 @@ import torch
 
 from . import imaging
 from .core.protocol import ErrorCode, PixelImage, ResultImage
+from .evaluation.metrics import ciede2000
 from .model.lab import AB_SCALE, rgb_to_model_input
 
 log = logging.getLogger(__name__)
 
 CLASS_CANDIDATES = 8  # likely classes the class alternatives are picked from (more if more are asked)
+# Mean CIEDE2000 a class alternative keeps from the main result and the other alternatives
+# where the candidates allow: above the spread of 8 the product promises, with a margin for
+# the guided upsampling and gamut mapping that follow.
+DISTINCT_ENOUGH = 10.0
 
 
 class Cancelled(Exception):
@@ -122,7 +129,8 @@ class Colorizer:
                                      semantic).float()                      # (1, 2, R, R)
             chromas.append(imaging.crop_placed(ab_norm * AB_SCALE, placement))
             check()
-        chosen = most_distinct(chromas, total) if len(candidates) > total else range(total)
+        chosen = (likely_and_distinct(colour_differences(chromas, guide_low), total, DISTINCT_ENOUGH)
+                  if len(candidates) > total else range(total))
 
         results = []
         for k, index in enumerate(chosen):
@@ -172,16 +180,27 @@ class Colorizer:
         return directions.shift(name, amount).float().cpu()
 
 
-def most_distinct(chromas: list[torch.Tensor], count: int) -> list[int]:
-    """Indices of ``count`` of the (1, 2, h, w) a*b* maps: the first, then each time the one
-    whose mean ab distance to the nearest already chosen is largest (farthest-point order,
-    so a shorter list is a prefix of a longer one)."""
+def colour_differences(chromas: list[torch.Tensor], lightness: torch.Tensor) -> np.ndarray:
+    """(n, n) mean CIEDE2000 between colourings: n (1, 2, h, w) a*b* maps over one (1, 1, h, w) L."""
+    labs = [torch.cat([lightness, chroma], 1)[0].permute(1, 2, 0).cpu().numpy() for chroma in chromas]
+    differences = np.zeros((len(labs), len(labs)))
+    for i, j in itertools.combinations(range(len(labs)), 2):
+        differences[i, j] = differences[j, i] = ciede2000(labs[i], labs[j]).mean()
+    return differences
+
+
+def likely_and_distinct(differences: np.ndarray, count: int, enough: float) -> list[int]:
+    """Indices of ``count`` candidates given their (n, n) colour differences, candidates in
+    likelihood order (0 is the main result). Down the ranking, each candidate at least
+    ``enough`` from every one already chosen joins; if the ranking runs out first, the rest
+    follow in farthest-point order (each time the one whose nearest chosen is farthest).
+    Choices are made in order and never revisited, so a shorter list is a prefix of a longer one."""
     chosen = [0]
-    nearest = torch.full((len(chromas),), float("inf"))
-    while len(chosen) < min(count, len(chromas)):
-        last = chromas[chosen[-1]]
-        for i, chroma in enumerate(chromas):
-            nearest[i] = min(nearest[i], (chroma - last).norm(dim=1).mean().item())
+    for i in range(1, len(differences)):
+        if len(chosen) < count and differences[i, chosen].min() >= enough:
+            chosen.append(i)
+    while len(chosen) < min(count, len(differences)):
+        nearest = differences[:, chosen].min(axis=1)
         nearest[chosen] = -1.0
         chosen.append(int(nearest.argmax()))
     return chosen

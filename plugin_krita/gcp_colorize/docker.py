@@ -85,7 +85,7 @@ class ColorizeDocker(DockWidget):
                                      "or type to search the class names")
         form.addRow("Class", self.class_choice)
         self.class_alternatives = QCheckBox("Alternatives from other likely classes")
-        self.class_alternatives.setToolTip("Alternatives use the most distinct of the likely classes; "
+        self.class_alternatives.setToolTip("Alternatives use likely classes that colour differently; "
                                            "unchecked: random ones from the seed and the variation")
         form.addRow("", self.class_alternatives)
 

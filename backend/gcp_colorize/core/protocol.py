@@ -254,7 +254,7 @@ class ColorizeRequest:
     """What a colorize request asks for.
 
     class_choice: "auto" (the classifier decides), an ImageNet index 0..999 or a class name.
-    class_alternatives: alternatives use other likely classes (the most distinct of them); false:
+    class_alternatives: alternatives use other likely classes that colour differently; false:
         latent noise from the seed, scaled by the variation.
     walk: (direction name, amount) moves every result's latent code along that direction.
     variation: how far the noise alternatives move from the main result: the scale of their latent

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="scale of the random alternatives' latent noise (with --no-class-alternatives), "
                              "as in `colorize` (default 1)")
     parser.add_argument("--class-alternatives", action=argparse.BooleanOptionalAction, default=True,
-                        help="alternatives from the most distinct of the likely classes (default), or "
+                        help="alternatives from likely classes that colour differently (default), or "
                              "with --no-class-alternatives from latent noise, as in `colorize`")
     parser.add_argument("-o", "--output", type=Path, default=Path("out/eval"), metavar="REPORT_DIR",
                         help="report folder (default out/eval)")

@@ -38,7 +38,7 @@ def _fmt(fmt: str, value) -> str:
 
 def _alternatives_source(settings: dict) -> str:
     if settings.get("class_alternatives"):
-        return "from the most distinct of the likely classes"
+        return "from likely classes that colour differently"
     return f"at variation {settings.get('variation', 1.0):g}"
 
 

@@ -50,7 +50,7 @@ def register(subparsers) -> None:
     colorize.add_argument("--class", dest="class_choice", type=_class_choice, default="auto", metavar="auto|INDEX|NAME",
                           help="ImageNet class of the colour prior (default: auto, from the classifier)")
     colorize.add_argument("--class-alternatives", action=argparse.BooleanOptionalAction, default=True,
-                          help="alternatives from the most distinct of the likely classes (default); "
+                          help="alternatives from likely classes that colour differently (default); "
                                "--no-class-alternatives: random latent noise from the seed and the variation")
     colorize.add_argument("--walk", type=_walk, metavar="DIRECTION:AMOUNT",
                           help="move along a latent direction, e.g. saturation:2")
