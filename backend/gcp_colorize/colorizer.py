@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 
 CLASS_CANDIDATES = 8  # likely classes the class alternatives are picked from (more if more are asked)
 # Mean CIEDE2000 a class alternative keeps from the main result and the other alternatives
-# where the candidates allow: above the spread of 8 the product promises, with a margin for
-# the guided upsampling and gamut mapping that follow.
+# where the candidates allow: the quality target's spread of 8 plus a margin, as the guided
+# upsampling and gamut mapping that follow shrink differences by about 5%.
 DISTINCT_ENOUGH = 10.0
 
 
